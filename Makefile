@@ -1,0 +1,40 @@
+# ivz-bridge: `make run` serves the FHIR API with demo data; `make test` runs every check.
+PYTHON ?= python3.11
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+HOST ?= 127.0.0.1
+PORT ?= 8080
+
+.PHONY: install run test lint format bench clean
+
+$(STAMP): pyproject.toml
+	@command -v $(PYTHON) >/dev/null || { echo "$(PYTHON) not found: install Python 3.11" >&2; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+run: install
+	$(BIN)/ivz db upgrade
+	$(BIN)/ivz serve --host $(HOST) --port $(PORT) --demo
+
+lint: install
+	$(BIN)/ruff check fhir_server adapters tests bench tools
+	$(BIN)/ruff format --check fhir_server adapters tests bench tools
+	$(BIN)/mypy fhir_server adapters
+
+format: install
+	$(BIN)/ruff format fhir_server adapters tests bench tools
+	$(BIN)/ruff check --fix fhir_server adapters tests bench tools
+
+test: lint
+	$(BIN)/pytest -n auto -q
+
+bench: install
+	$(BIN)/python -m bench.run
+
+clean:
+	rm -rf $(VENV) *.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,287 @@
+"""The FHIR RESTful interactions: one thin function each, HTTP in, service call, HTTP out."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from fastapi import APIRouter
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response
+
+from fhir_server.api import bundles
+from fhir_server.api.http import (
+    body_format,
+    etag,
+    http_date,
+    parse_etag,
+    parse_http_date,
+    parse_resource,
+    prefer,
+    read_body,
+)
+from fhir_server.api.render import View, media_type, resource_body, respond, view_of
+from fhir_server.fhir import jsonio
+from fhir_server.fhir.outcomes import FhirError, information
+from fhir_server.service.clock import instant, parse_instant
+from fhir_server.service.resources import ResourceService, WriteResult
+from fhir_server.service.transaction import process
+from fhir_server.service.validation import check_id, check_type
+from fhir_server.storage.repository import StoredVersion
+
+router = APIRouter()
+
+
+def _service(request: Request) -> ResourceService:
+    service: ResourceService = request.app.state.service
+    return service
+
+
+def base_url(request: Request) -> str:
+    configured: str = request.app.state.settings.public_base_url
+    if configured:
+        return configured.rstrip("/")
+    base_path: str = request.app.state.settings.base_path
+    return str(request.base_url).rstrip("/") + base_path
+
+
+def _limit(request: Request) -> int:
+    limit: int = request.app.state.settings.max_body_bytes
+    return limit
+
+
+def _version_headers(request: Request, stored: StoredVersion) -> dict[str, str]:
+    location = (
+        f"{base_url(request)}/{stored.resource_type}/{stored.id}/_history/{stored.version_id}"
+    )
+    return {
+        "ETag": etag(stored.version_id),
+        "Last-Modified": http_date(stored.last_updated),
+        "Content-Location": location,
+    }
+
+
+def _not_modified(request: Request, stored: StoredVersion) -> bool:
+    if_none_match = request.headers.get("if-none-match")
+    if if_none_match is not None:
+        tags = {t.strip().removeprefix("W/").strip('"') for t in if_none_match.split(",")}
+        return "*" in tags or str(stored.version_id) in tags
+    since = request.headers.get("if-modified-since")
+    if since is not None:
+        when = parse_http_date(since)
+        return when is not None and stored.last_updated.replace(microsecond=0) <= when
+    return False
+
+
+def _show(request: Request, stored: StoredVersion, status: int = 200) -> Response:
+    headers = _version_headers(request, stored)
+    if _not_modified(request, stored):
+        return Response(status_code=304, headers=headers)
+    view = view_of(request)
+    assert stored.content is not None
+    return Response(resource_body(stored.content, view), status, headers, media_type(view))
+
+
+def _written(request: Request, result: WriteResult, view: View) -> Response:
+    stored = result.stored
+    status = 201 if result.created else 200
+    headers = _version_headers(request, stored)
+    headers["Location"] = headers["Content-Location"]
+    wanted = prefer(request, "return") or "representation"
+    if wanted == "minimal":
+        return Response(status_code=status, headers=headers)
+    if wanted == "operationoutcome":
+        verb = "Created" if result.created else "Updated"
+        message = f"{verb} {stored.resource_type}/{stored.id} version {stored.version_id}"
+        return respond(information(message), view, status, headers)
+    assert stored.content is not None
+    return Response(resource_body(stored.content, view), status, headers, media_type(view))
+
+
+async def _resource_from_body(request: Request) -> Any:
+    fmt = body_format(request)
+    return parse_resource(await read_body(request, _limit(request)), fmt)
+
+
+# --- system level -----------------------------------------------------------------------------
+
+
+@router.get("/metadata")
+async def capabilities(request: Request) -> Response:
+    view = view_of(request)
+    statement = dict(request.app.state.capabilities)
+    statement["implementation"] = {**statement["implementation"], "url": base_url(request)}
+    return respond(statement, view)
+
+
+@router.post("")
+@router.post("/")
+async def batch_or_transaction(request: Request) -> Response:
+    view = view_of(request)
+    bundle = await _resource_from_body(request)
+    kind, results = await run_in_threadpool(process, _service(request), bundle, base_url(request))
+    representation = prefer(request, "return") == "representation"
+    return respond(
+        bundles.response_bundle(kind, results, base_url(request), view, representation), view
+    )
+
+
+@router.get("/_history")
+async def history_system(request: Request) -> Response:
+    return await _history(request, None, None)
+
+
+# --- type level ---------------------------------------------------------------------------------
+
+
+@router.post("/{resource_type}")
+async def create(request: Request, resource_type: str) -> Response:
+    check_type(resource_type)
+    view = view_of(request)
+    if request.headers.get("if-none-exist"):
+        raise FhirError(
+            400, "not-supported", "Conditional create (If-None-Exist) is not supported yet"
+        )
+    resource = await _resource_from_body(request)
+    result = await run_in_threadpool(_service(request).create, resource_type, resource)
+    return _written(request, result, view)
+
+
+@router.get("/{resource_type}/_history")
+async def history_type(request: Request, resource_type: str) -> Response:
+    check_type(resource_type)
+    return await _history(request, resource_type, None)
+
+
+# --- instance level -----------------------------------------------------------------------------
+
+
+@router.get("/{resource_type}/{resource_id}")
+async def read(request: Request, resource_type: str, resource_id: str) -> Response:
+    check_id(resource_id)
+    stored = await run_in_threadpool(_service(request).read, resource_type, resource_id)
+    return _show(request, stored)
+
+
+@router.put("/{resource_type}/{resource_id}")
+async def update(request: Request, resource_type: str, resource_id: str) -> Response:
+    check_type(resource_type)
+    check_id(resource_id)
+    view = view_of(request)
+    if_match = parse_etag(request.headers.get("if-match"), "If-Match")
+    resource = await _resource_from_body(request)
+    result = await run_in_threadpool(
+        _service(request).update, resource_type, resource_id, resource, if_match
+    )
+    return _written(request, result, view)
+
+
+@router.patch("/{resource_type}/{resource_id}")
+async def patch(request: Request, resource_type: str, resource_id: str) -> Response:
+    check_type(resource_type)
+    check_id(resource_id)
+    view = view_of(request)
+    media = (request.headers.get("content-type") or "").split(";")[0].strip().lower()
+    if media != "application/json-patch+json":
+        raise FhirError(
+            415,
+            "not-supported",
+            f"PATCH takes application/json-patch+json, not '{media[:60] or 'none'}'",
+        )
+    operations = jsonio.loads(await read_body(request, _limit(request)))
+    if_match = parse_etag(request.headers.get("if-match"), "If-Match")
+    result = await run_in_threadpool(
+        _service(request).patch, resource_type, resource_id, operations, if_match
+    )
+    return _written(request, result, view)
+
+
+@router.delete("/{resource_type}/{resource_id}")
+async def delete(request: Request, resource_type: str, resource_id: str) -> Response:
+    check_type(resource_type)
+    if_match = parse_etag(request.headers.get("if-match"), "If-Match")
+    deleted = await run_in_threadpool(
+        _service(request).delete, resource_type, resource_id, if_match
+    )
+    headers = {} if deleted is None else {"ETag": etag(deleted.version_id)}
+    if prefer(request, "return") == "operationoutcome" or deleted is not None:
+        message = (
+            f"Deleted {resource_type}/{resource_id}"
+            if deleted is not None
+            else f"{resource_type}/{resource_id} was already deleted"
+        )
+        return respond(information(message), view_of(request), 200, headers)
+    return Response(status_code=204, headers=headers)
+
+
+@router.get("/{resource_type}/{resource_id}/_history")
+async def history_instance(request: Request, resource_type: str, resource_id: str) -> Response:
+    check_type(resource_type)
+    check_id(resource_id)
+    # An unknown resource has no history: 404 rather than an empty Bundle.
+    await run_in_threadpool(_exists, _service(request), resource_type, resource_id)
+    return await _history(request, resource_type, resource_id)
+
+
+def _exists(service: ResourceService, resource_type: str, resource_id: str) -> None:
+    try:
+        service.read(resource_type, resource_id)
+    except FhirError as exc:
+        if exc.status != 410:
+            raise
+
+
+@router.get("/{resource_type}/{resource_id}/_history/{version_id}")
+async def vread(
+    request: Request, resource_type: str, resource_id: str, version_id: str
+) -> Response:
+    check_id(resource_id)
+    if not version_id.isdigit():
+        raise FhirError(400, "value", f"Invalid version id '{version_id[:40]}'")
+    stored = await run_in_threadpool(
+        _service(request).vread, resource_type, resource_id, int(version_id)
+    )
+    return _show(request, stored)
+
+
+async def _history(
+    request: Request, resource_type: str | None, resource_id: str | None
+) -> Response:
+    view = view_of(request)
+    params = request.query_params
+    settings = request.app.state.settings
+    count = _int_param(params.get("_count"), "_count", settings.default_page_size)
+    count = max(0, min(count, settings.max_page_size))
+    since: datetime | None = None
+    if params.get("_since"):
+        since = parse_instant(params["_since"], "_since")
+    cursor = _int_param(params.get("_cursor"), "_cursor", 0) or None
+    page = await run_in_threadpool(
+        _service(request).history,
+        resource_type=resource_type,
+        resource_id=resource_id,
+        since=since,
+        before_cursor=cursor,
+        count=count,
+        with_total=resource_id is not None,
+    )
+    base = base_url(request)
+    path = "/".join(p for p in (base, resource_type, resource_id, "_history") if p)
+    links = {"self": str(request.url)}
+    if page.next_cursor is not None:
+        query = f"_count={count}&_cursor={page.next_cursor}"
+        if since is not None:
+            query += f"&_since={instant(since)}"
+        links["next"] = f"{path}?{query}"
+    return respond(bundles.history_bundle(page, links, base, view), view)
+
+
+def _int_param(value: str | None, name: str, default: int) -> int:
+    if value is None or value == "":
+        return default
+    if not value.isdigit():
+        raise FhirError(
+            400, "value", f"Invalid {name} value '{value[:40]}': not a non-negative integer"
+        )
+    return int(value)

@@ -1,0 +1,99 @@
+"""Application factory: routers, error rendering and start-up in one place."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from fhir_server.api import rest
+from fhir_server.api.metadata import capability_statement
+from fhir_server.api.render import outcome_response
+from fhir_server.fhir.outcomes import FhirError, Issue
+from fhir_server.logging import get_logger
+from fhir_server.service.resources import ResourceService
+from fhir_server.settings import Settings, get_settings
+from fhir_server.storage import migrate
+from fhir_server.storage.database import Database
+
+log = get_logger(__name__)
+
+_HTTP_CODES = {404: "not-found", 405: "not-supported", 406: "not-supported", 415: "not-supported"}
+
+
+def create_app(settings: Settings | None = None, database: Database | None = None) -> FastAPI:
+    """Build the server; ``database`` lets tests hand in an engine they manage."""
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        db = database or Database(settings.database_url, settings.db_pool_size)
+        migrate.upgrade(db)
+        app.state.db = db
+        app.state.service = ResourceService(db)
+        if settings.demo_data:
+            from fhir_server.demo import load_demo_data
+
+            load_demo_data(app.state.service)
+        log.info("server ready", database=db.dialect, base_path=settings.base_path)
+        yield
+        if database is None:
+            db.dispose()
+
+    app = FastAPI(
+        title="ivz-bridge FHIR R4 server",
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+    )
+    app.state.settings = settings
+    app.state.capabilities = capability_statement(settings.public_base_url or settings.base_path)
+    app.include_router(rest.router, prefix=settings.base_path)
+    _install_error_handlers(app)
+
+    @app.get("/healthz", include_in_schema=False)
+    async def healthz() -> JSONResponse:
+        return JSONResponse({"status": "ok"})
+
+    return app
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    async def fhir_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, FhirError)
+        return outcome_response(request, exc.status, exc.issues, dict(exc.headers))
+
+    async def http_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, StarletteHTTPException)
+        code = _HTTP_CODES.get(exc.status_code, "processing")
+        message = str(exc.detail)
+        if exc.status_code == 404:
+            message = f"No FHIR endpoint at {request.url.path}"
+        elif exc.status_code == 405:
+            message = f"{request.method} is not allowed on {request.url.path}"
+        return outcome_response(request, exc.status_code, [Issue(code, message)], _headers(exc))
+
+    async def validation_error(request: Request, exc: Exception) -> Response:
+        return outcome_response(request, 400, [Issue("invalid", f"Invalid request: {exc}")])
+
+    async def unexpected(request: Request, exc: Exception) -> Response:
+        log.exception("unhandled error", path=request.url.path, method=request.method)
+        return outcome_response(
+            request, 500, [Issue("exception", "Internal server error; the request was not applied")]
+        )
+
+    app.add_exception_handler(FhirError, fhir_error)
+    app.add_exception_handler(StarletteHTTPException, http_error)
+    app.add_exception_handler(RequestValidationError, validation_error)
+    app.add_exception_handler(Exception, unexpected)
+
+
+def _headers(exc: StarletteHTTPException) -> dict[str, Any] | None:
+    return dict(exc.headers) if exc.headers else None

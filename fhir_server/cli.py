@@ -1,0 +1,86 @@
+"""The ``ivz`` command line."""
+
+from __future__ import annotations
+
+import os
+from typing import Annotated
+
+import typer
+
+from fhir_server.logging import configure as configure_logging
+from fhir_server.settings import get_settings
+
+app = typer.Typer(
+    help="ivz-bridge: FHIR R4 server for spine-care second-opinion programs.", no_args_is_help=True
+)
+db_app = typer.Typer(help="Database schema management.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+
+DatabaseUrl = Annotated[
+    str | None,
+    typer.Option(
+        "--database-url", help="SQLAlchemy URL (default: IVZ_DATABASE_URL or sqlite:///./ivz.db)"
+    ),
+]
+
+
+def _use_database(url: str | None) -> None:
+    if url:
+        os.environ["IVZ_DATABASE_URL"] = url
+        get_settings.cache_clear()
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="HTTP port")] = 8080,
+    database_url: DatabaseUrl = None,
+    workers: Annotated[int, typer.Option(help="uvicorn worker processes")] = 1,
+    demo: Annotated[bool, typer.Option("--demo", help="Load the demo referral on start")] = False,
+) -> None:
+    """Serve the FHIR API at http://HOST:PORT/fhir (upgrades the database schema first)."""
+    import uvicorn
+
+    _use_database(database_url)
+    if demo:
+        os.environ["IVZ_DEMO_DATA"] = "true"
+        get_settings.cache_clear()
+    settings = get_settings()
+    configure_logging(settings.log_level, settings.log_json)
+    uvicorn.run(
+        "fhir_server.asgi:app",
+        host=host,
+        port=port,
+        workers=workers,
+        log_level=settings.log_level.lower(),
+        proxy_headers=True,
+    )
+
+
+@db_app.command("upgrade")
+def db_upgrade(database_url: DatabaseUrl = None) -> None:
+    """Apply all schema migrations."""
+    from fhir_server.storage import migrate
+    from fhir_server.storage.database import Database
+
+    _use_database(database_url)
+    db = Database(get_settings().database_url)
+    migrate.upgrade(db)
+    typer.echo(f"database at revision {migrate.current(db)} (head {migrate.head()})")
+    db.dispose()
+
+
+@db_app.command("current")
+def db_current(database_url: DatabaseUrl = None) -> None:
+    """Show the schema revision of the database."""
+    from fhir_server.storage import migrate
+    from fhir_server.storage.database import Database
+
+    _use_database(database_url)
+    db = Database(get_settings().database_url)
+    typer.echo(migrate.current(db) or "empty (no migrations applied)")
+    db.dispose()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    app()

@@ -1,0 +1,375 @@
+"""Batch and transaction Bundles (http://hl7.org/fhir/R4/http.html#transaction).
+
+Entries are dispatched through the same ``Unit`` operations as single REST interactions; a
+transaction runs them all in one database transaction, a batch gives each entry its own.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+from fhir_server.fhir.outcomes import FhirError, Issue, operation_outcome
+from fhir_server.fhir.schema import validate_structure
+from fhir_server.service.resources import ResourceService, Unit, WriteResult, new_id
+from fhir_server.service.validation import check_id, check_type, validate_resource
+from fhir_server.storage.repository import StoredVersion
+
+#: Spec processing order: DELETE, POST, PUT/PATCH, then GET/HEAD.
+_ORDER = {"DELETE": 0, "POST": 1, "PUT": 2, "PATCH": 2, "GET": 3, "HEAD": 3}
+
+_STATUS_TEXT = {200: "200 OK", 201: "201 Created", 204: "204 No Content"}
+
+
+@dataclass
+class Entry:
+    """One parsed Bundle.entry.request, with its resource."""
+
+    index: int
+    method: str
+    resource_type: str
+    resource_id: str | None
+    version_id: int | None
+    history: bool
+    resource: Any
+    full_url: str | None
+    if_match: int | None
+    if_none_match: str | None
+    assigned_id: str | None = None
+
+
+@dataclass
+class EntryResult:
+    """What one entry produced: a status line, the version written or read, or an outcome."""
+
+    status: int
+    stored: StoredVersion | None = None
+    history: list[StoredVersion] | None = None
+    outcome: dict[str, Any] | None = None
+    #: A read (GET entry): the resource is always returned, whatever Prefer says.
+    read: bool = False
+
+    @property
+    def status_line(self) -> str:
+        return _STATUS_TEXT.get(self.status, str(self.status))
+
+
+def _entry_error(index: int, exc: FhirError) -> FhirError:
+    prefix = f"Bundle.entry[{index}]"
+    issues = [
+        Issue(
+            i.code,
+            f"{prefix}: {i.diagnostics}",
+            i.severity,
+            tuple(_prefix_expression(prefix, e) for e in i.expression),
+        )
+        for i in exc.issues
+    ]
+    return FhirError.from_issues(exc.status, issues)
+
+
+def _prefix_expression(prefix: str, expression: str) -> str:
+    head, dot, rest = expression.partition(".")
+    if head[:1].isupper():
+        return f"{prefix}.resource" + (dot + rest if dot else "")
+    return f"{prefix}.request.{expression}"
+
+
+def _parse_request_url(url: str, index: int) -> tuple[str, str | None, int | None, bool, str]:
+    parts = urlsplit(url)
+    path = parts.path.strip("/")
+    segments = path.split("/") if path else []
+    # Absolute URLs name the server's base; only the last FHIR-shaped part matters.
+    for i, seg in enumerate(segments):
+        if seg[:1].isupper():
+            segments = segments[i:]
+            break
+    if not segments:
+        raise FhirError(
+            400, "invalid", f"Bundle.entry[{index}].request.url '{url[:80]}' names no resource type"
+        )
+    rtype = segments[0]
+    rid = segments[1] if len(segments) > 1 else None
+    history = len(segments) > 2 and segments[2] == "_history"
+    version = None
+    if history and len(segments) > 3:
+        if not segments[3].isdigit():
+            raise FhirError(400, "value", f"Bundle.entry[{index}].request.url has a bad version id")
+        version = int(segments[3])
+        history = False
+    if len(segments) > 4 or (len(segments) == 3 and not history):
+        raise FhirError(
+            400, "invalid", f"Bundle.entry[{index}].request.url '{url[:80]}' is not supported"
+        )
+    return rtype, rid, version, history, parts.query
+
+
+def _parse_etag(value: Any, index: int) -> int | None:
+    if value is None:
+        return None
+    text = str(value).strip().removeprefix("W/").strip('"')
+    if not text.isdigit():
+        raise FhirError(
+            400, "value", f"Bundle.entry[{index}].request.ifMatch '{value}' is malformed"
+        )
+    return int(text)
+
+
+def parse_entries(bundle: Any) -> tuple[str, list[Entry]]:
+    """Check the Bundle envelope and parse every entry's request; raise on any fault."""
+    if not isinstance(bundle, dict) or bundle.get("resourceType") != "Bundle":
+        raise FhirError(
+            400, "invalid", "POST to the base URL takes a Bundle of type batch or transaction"
+        )
+    kind = bundle.get("type")
+    if kind not in ("batch", "transaction"):
+        raise FhirError(
+            400,
+            "invalid",
+            f"Bundle.type must be batch or transaction, not {kind!r}",
+            ("Bundle.type",),
+        )
+    envelope = {
+        **bundle,
+        "entry": [
+            {k: v for k, v in e.items() if k != "resource"} if isinstance(e, dict) else e
+            for e in bundle.get("entry", []) or []
+        ],
+    }
+    issues = validate_structure(envelope)
+    if issues:
+        raise FhirError.from_issues(400, issues[:50])
+    entries = []
+    for index, raw in enumerate(bundle.get("entry", []) or []):
+        request = raw.get("request")
+        if not request:
+            raise FhirError(
+                400,
+                "required",
+                f"Bundle.entry[{index}].request is required in a {kind}",
+                (f"Bundle.entry[{index}].request",),
+            )
+        method = request.get("method")
+        url = request.get("url")
+        if not method or not url:
+            raise FhirError(400, "required", f"Bundle.entry[{index}].request needs method and url")
+        rtype, rid, version, history, query = _parse_request_url(url, index)
+        if query and method in ("POST", "PUT", "PATCH", "DELETE"):
+            raise FhirError(
+                400,
+                "not-supported",
+                f"Bundle.entry[{index}]: conditional {method} ('{url[:80]}') is not supported yet",
+            )
+        if request.get("ifNoneExist"):
+            raise FhirError(
+                400,
+                "not-supported",
+                f"Bundle.entry[{index}]: conditional create (ifNoneExist) is not supported yet",
+            )
+        entries.append(
+            Entry(
+                index,
+                method,
+                rtype,
+                rid,
+                version,
+                history,
+                raw.get("resource"),
+                raw.get("fullUrl"),
+                _parse_etag(request.get("ifMatch"), index),
+                request.get("ifNoneMatch"),
+            )
+        )
+    return kind, entries
+
+
+def _check_entry(entry: Entry) -> None:
+    check_type(entry.resource_type)
+    if entry.resource_id is not None:
+        check_id(entry.resource_id)
+    if entry.method in ("POST", "PUT"):
+        if entry.resource is None:
+            raise FhirError(400, "required", f"{entry.method} needs a resource")
+        validate_resource(entry.resource, entry.resource_type)
+    if entry.method == "POST" and entry.resource_id is not None:
+        raise FhirError(400, "invalid", "POST url must be the resource type only")
+    if entry.method in ("PUT", "PATCH", "DELETE") and entry.resource_id is None:
+        raise FhirError(400, "invalid", f"{entry.method} url must name a resource id")
+    if entry.method == "PUT":
+        body_id = entry.resource.get("id")
+        if body_id is not None and body_id != entry.resource_id:
+            raise FhirError(400, "invalid", f"resource id '{body_id}' does not match url id")
+    if entry.method == "PATCH" and not _patch_operations(entry.resource):
+        raise FhirError(400, "invalid", "PATCH needs a Binary holding a JSON Patch document")
+
+
+def _patch_operations(resource: Any) -> Any:
+    """A JSON Patch travels in a bundle as a Binary (contentType application/json-patch+json)."""
+    import base64
+
+    from fhir_server.fhir import jsonio
+
+    if not isinstance(resource, dict) or resource.get("resourceType") != "Binary":
+        return None
+    if "json-patch" not in str(resource.get("contentType", "")):
+        return None
+    try:
+        return jsonio.loads(base64.b64decode(resource.get("data", ""), validate=True))
+    except (ValueError, FhirError):
+        return None
+
+
+def _rewrite(value: Any, mapping: dict[str, str]) -> Any:
+    """Replace every string that is a bundle-local fullUrl by the resource's new Type/id."""
+    if isinstance(value, str):
+        return mapping.get(value, value)
+    if isinstance(value, dict):
+        return {k: _rewrite(v, mapping) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_rewrite(v, mapping) for v in value]
+    return value
+
+
+def _assign_ids(entries: list[Entry], base_url: str) -> dict[str, str]:
+    mapping: dict[str, str] = {}
+    seen: dict[tuple[str, str], int] = {}
+    for e in entries:
+        if e.method == "POST":
+            e.assigned_id = new_id()
+        target_id = e.assigned_id or e.resource_id
+        if target_id and e.method in ("POST", "PUT", "DELETE", "PATCH"):
+            key = (e.resource_type, target_id)
+            if key in seen:
+                raise FhirError(
+                    400,
+                    "invalid",
+                    f"Bundle.entry[{e.index}] and Bundle.entry[{seen[key]}] "
+                    f"both change {e.resource_type}/{target_id}",
+                )
+            seen[key] = e.index
+        if e.full_url and target_id and e.method in ("POST", "PUT"):
+            local = f"{e.resource_type}/{target_id}"
+            if e.full_url in mapping:
+                raise FhirError(
+                    400, "invalid", f"Bundle.entry[{e.index}]: duplicate fullUrl '{e.full_url}'"
+                )
+            mapping[e.full_url] = local
+            if e.full_url.startswith(base_url.rstrip("/") + "/"):
+                mapping[e.full_url] = local
+    return mapping
+
+
+def _run(unit: Unit, entry: Entry) -> EntryResult:
+    rtype, rid = entry.resource_type, entry.resource_id
+    if entry.method == "DELETE":
+        assert rid is not None
+        try:
+            deleted = unit.delete(rtype, rid, entry.if_match)
+        except FhirError as exc:
+            if exc.status == 404:  # deleting what is not there changes nothing
+                return EntryResult(204)
+            raise
+        return EntryResult(204 if deleted is None else 200, deleted)
+    if entry.method == "PUT":
+        assert rid is not None
+        body = {**entry.resource, "id": rid}
+        result = unit.update(body, rid, entry.if_match)
+        return _written(result)
+    if entry.method == "PATCH":
+        assert rid is not None
+        return _written(unit.patch(rtype, rid, _patch_operations(entry.resource), entry.if_match))
+    if entry.method in ("GET", "HEAD"):
+        if rid is None:
+            raise FhirError(400, "not-supported", "search inside a Bundle is not supported yet")
+        if entry.history:
+            page = unit.history(resource_type=rtype, resource_id=rid, count=100)
+            return EntryResult(200, history=page.entries)
+        stored = (
+            unit.vread(rtype, rid, entry.version_id) if entry.version_id else unit.read(rtype, rid)
+        )
+        return EntryResult(200, stored, read=True)
+    raise FhirError(400, "not-supported", f"Unsupported request method '{entry.method}'")
+
+
+def _written(result: WriteResult) -> EntryResult:
+    return EntryResult(201 if result.created else 200, result.stored)
+
+
+def _create_all(unit: Unit, entries: list[Entry]) -> list[EntryResult]:
+    items = [(e.resource, e.assigned_id or new_id()) for e in entries]
+    return [_written(r) for r in unit.create_many(items)]
+
+
+def process(service: ResourceService, bundle: Any, base_url: str) -> tuple[str, list[EntryResult]]:
+    """Run a batch or transaction; results are in the order of the request's entries."""
+    kind, entries = parse_entries(bundle)
+    if kind == "transaction":
+        return kind, _transaction(service, entries, base_url)
+    return kind, _batch(service, entries, base_url)
+
+
+def _transaction(
+    service: ResourceService, entries: list[Entry], base_url: str
+) -> list[EntryResult]:
+    for e in entries:
+        try:
+            _check_entry(e)
+        except FhirError as exc:
+            raise _entry_error(e.index, exc) from exc
+    mapping = _assign_ids(entries, base_url)
+    if mapping:
+        for e in entries:
+            if e.method in ("POST", "PUT") and e.resource is not None:
+                e.resource = _rewrite(e.resource, mapping)
+    results: dict[int, EntryResult] = {}
+    ordered = sorted(entries, key=lambda e: (_ORDER.get(e.method, 9), e.index))
+    with service.unit() as unit:
+        posts = [e for e in ordered if e.method == "POST"]
+        for e in ordered:
+            if e.method == "POST":
+                continue
+            if _ORDER.get(e.method, 9) >= 2 and posts:
+                _do_posts(unit, posts, results)
+                posts = []
+            try:
+                results[e.index] = _run(unit, e)
+            except FhirError as exc:
+                raise _entry_error(e.index, exc) from exc
+        if posts:
+            _do_posts(unit, posts, results)
+    return [results[e.index] for e in entries]
+
+
+def _do_posts(unit: Unit, posts: list[Entry], results: dict[int, EntryResult]) -> None:
+    for e, result in zip(posts, _create_all(unit, posts), strict=True):
+        results[e.index] = result
+
+
+def _batch(service: ResourceService, entries: list[Entry], base_url: str) -> list[EntryResult]:
+    results: dict[int, EntryResult] = {}
+    valid = []
+    for e in entries:
+        try:
+            _check_entry(e)
+            valid.append(e)
+        except FhirError as exc:
+            results[e.index] = _failed(e.index, exc)
+    for e in valid:
+        if e.method == "POST":
+            e.assigned_id = new_id()
+    for e in sorted(valid, key=lambda e: (_ORDER.get(e.method, 9), e.index)):
+        try:
+            with service.unit(write=e.method not in ("GET", "HEAD")) as unit:
+                results[e.index] = (
+                    _written(unit.create(e.resource, e.assigned_id))
+                    if e.method == "POST"
+                    else _run(unit, e)
+                )
+        except FhirError as exc:
+            results[e.index] = _failed(e.index, exc)
+    return [results[e.index] for e in entries]
+
+
+def _failed(index: int, exc: FhirError) -> EntryResult:
+    return EntryResult(exc.status, outcome=operation_outcome(_entry_error(index, exc).issues))

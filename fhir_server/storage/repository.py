@@ -1,0 +1,262 @@
+"""The only code that writes SQL: read and append resource versions on one connection."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy import Connection, and_, func, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from fhir_server.storage.schema import resource_versions, resources
+
+
+@dataclass(frozen=True, slots=True)
+class StoredVersion:
+    """One version of one resource as stored; ``content`` is None for a deletion."""
+
+    resource_type: str
+    id: str
+    version_id: int
+    last_updated: datetime
+    deleted: bool
+    content: bytes | None
+    method: str = "PUT"
+    res_pk: int = 0
+
+
+class IdTaken(Exception):
+    """Another writer created the same type/id first; the caller retries as an update."""
+
+
+class VersionConflict(Exception):
+    """The current version moved on under us; history must not fork."""
+
+
+def _utc(value: datetime) -> datetime:
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+_CURRENT = select(
+    resources.c.res_pk,
+    resources.c.res_type,
+    resources.c.res_id,
+    resources.c.version_id,
+    resources.c.last_updated,
+    resources.c.deleted,
+    resources.c.content,
+)
+
+
+def get_current(
+    conn: Connection, resource_type: str, resource_id: str, lock: bool = False
+) -> StoredVersion | None:
+    """The newest version (deleted or not); ``lock`` holds it until the transaction ends."""
+    stmt = _CURRENT.where(resources.c.res_type == resource_type, resources.c.res_id == resource_id)
+    if lock and conn.dialect.name != "sqlite":  # SQLite writers already hold the database lock
+        stmt = stmt.with_for_update()
+    row = conn.execute(stmt).first()
+    if row is None:
+        return None
+    return StoredVersion(
+        row.res_type,
+        row.res_id,
+        row.version_id,
+        _utc(row.last_updated),
+        row.deleted,
+        row.content,
+        res_pk=row.res_pk,
+    )
+
+
+_VERSION_COLS = (
+    resource_versions.c.res_type,
+    resource_versions.c.res_id,
+    resource_versions.c.version_id,
+    resource_versions.c.last_updated,
+    resource_versions.c.deleted,
+    resource_versions.c.content,
+    resource_versions.c.method,
+    resource_versions.c.res_pk,
+    resource_versions.c.seq,
+)
+
+
+def _version(row: object) -> StoredVersion:
+    return StoredVersion(
+        row.res_type,  # type: ignore[attr-defined]
+        row.res_id,  # type: ignore[attr-defined]
+        row.version_id,  # type: ignore[attr-defined]
+        _utc(row.last_updated),  # type: ignore[attr-defined]
+        row.deleted,  # type: ignore[attr-defined]
+        row.content,  # type: ignore[attr-defined]
+        row.method,  # type: ignore[attr-defined]
+        row.res_pk,  # type: ignore[attr-defined]
+    )
+
+
+def get_version(
+    conn: Connection, resource_type: str, resource_id: str, version_id: int
+) -> StoredVersion | None:
+    row = conn.execute(
+        select(*_VERSION_COLS).where(
+            resource_versions.c.res_type == resource_type,
+            resource_versions.c.res_id == resource_id,
+            resource_versions.c.version_id == version_id,
+        )
+    ).first()
+    return None if row is None else _version(row)
+
+
+@dataclass(frozen=True, slots=True)
+class NewVersion:
+    """A version to append: the caller has already rendered the exact bytes to store."""
+
+    resource_type: str
+    id: str
+    version_id: int
+    last_updated: datetime
+    method: str
+    content: bytes | None
+
+    @property
+    def deleted(self) -> bool:
+        return self.content is None
+
+
+def insert_new(conn: Connection, items: Sequence[NewVersion]) -> list[StoredVersion]:
+    """Create resources that do not exist yet (version 1), many rows per statement."""
+    if not items:
+        return []
+    rows = [
+        {
+            "res_type": v.resource_type,
+            "res_id": v.id,
+            "version_id": v.version_id,
+            "last_updated": v.last_updated,
+            "deleted": v.deleted,
+            "content": v.content,
+        }
+        for v in items
+    ]
+    try:
+        with conn.begin_nested() if len(items) == 1 else _no_savepoint():
+            stmt = insert(resources).returning(resources.c.res_pk, sort_by_parameter_order=True)
+            result = conn.execute(stmt, rows)
+            pks = [r.res_pk for r in result]
+    except IntegrityError as exc:
+        raise IdTaken(str(exc.orig)) from exc
+    _append_history(conn, items, pks)
+    return [_stored(v, pk) for v, pk in zip(items, pks, strict=True)]
+
+
+class _no_savepoint:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+def append_version(conn: Connection, current: StoredVersion, new: NewVersion) -> StoredVersion:
+    """Move a resource from ``current`` to ``new``; fails if someone else moved it first."""
+    result = conn.execute(
+        update(resources)
+        .where(
+            and_(
+                resources.c.res_pk == current.res_pk,
+                resources.c.version_id == current.version_id,
+            )
+        )
+        .values(
+            version_id=new.version_id,
+            last_updated=new.last_updated,
+            deleted=new.deleted,
+            content=new.content,
+        )
+    )
+    if result.rowcount != 1:
+        raise VersionConflict(f"{current.resource_type}/{current.id} changed concurrently")
+    _append_history(conn, [new], [current.res_pk])
+    return _stored(new, current.res_pk)
+
+
+def _append_history(conn: Connection, items: Sequence[NewVersion], pks: Sequence[int]) -> None:
+    conn.execute(
+        insert(resource_versions),
+        [
+            {
+                "res_pk": pk,
+                "res_type": v.resource_type,
+                "res_id": v.id,
+                "version_id": v.version_id,
+                "last_updated": v.last_updated,
+                "method": v.method,
+                "deleted": v.deleted,
+                "content": v.content,
+            }
+            for v, pk in zip(items, pks, strict=True)
+        ],
+    )
+
+
+def _stored(v: NewVersion, pk: int) -> StoredVersion:
+    return StoredVersion(
+        v.resource_type, v.id, v.version_id, v.last_updated, v.deleted, v.content, v.method, pk
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryPage:
+    entries: list[StoredVersion]
+    #: ``seq`` of the last entry, to continue after it; None when there is nothing more.
+    next_cursor: int | None
+    total: int | None
+
+
+def history(
+    conn: Connection,
+    *,
+    resource_type: str | None = None,
+    resource_id: str | None = None,
+    since: datetime | None = None,
+    at_or_before: int | None = None,
+    before_cursor: int | None = None,
+    count: int = 20,
+    with_total: bool = False,
+) -> HistoryPage:
+    """Versions newest first, keyset-paged on ``seq`` so concurrent writes never shift pages."""
+    conds = []
+    if resource_type is not None:
+        conds.append(resource_versions.c.res_type == resource_type)
+    if resource_id is not None:
+        conds.append(resource_versions.c.res_id == resource_id)
+    if since is not None:
+        conds.append(resource_versions.c.last_updated >= since)
+    if at_or_before is not None:
+        conds.append(resource_versions.c.seq <= at_or_before)
+    total = None
+    if with_total:
+        total = conn.execute(
+            select(func.count()).select_from(resource_versions).where(*conds)
+        ).scalar_one()
+    if before_cursor is not None:
+        conds.append(resource_versions.c.seq < before_cursor)
+    rows = conn.execute(
+        select(*_VERSION_COLS)
+        .where(*conds)
+        .order_by(resource_versions.c.seq.desc())
+        .limit(count + 1)
+    ).all()
+    more = len(rows) > count
+    rows = rows[:count]
+    cursor = rows[-1].seq if more and rows else None
+    return HistoryPage([_version(r) for r in rows], cursor, total)
+
+
+def latest_seq(conn: Connection) -> int:
+    """The newest history position: the upper bound that pins a history snapshot."""
+    return int(
+        conn.execute(select(func.coalesce(func.max(resource_versions.c.seq), 0))).scalar_one()
+    )
