@@ -26,6 +26,9 @@ POSTGRES_URL = os.environ.get(
 )
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 STORES = ["sqlite", "postgres"]
+#: The installed ``ivz`` command, as a user runs it.
+_IVZ_SCRIPT = Path(sys.executable).parent / "ivz"
+IVZ = [str(_IVZ_SCRIPT)] if _IVZ_SCRIPT.exists() else [sys.executable, "-m", "fhir_server.cli"]
 
 
 def _postgres_answers() -> str | None:
@@ -156,3 +159,8 @@ def shared() -> Path:
     if not SHARED.is_dir():
         pytest.skip(f"shared material not found at {SHARED}")
     return SHARED
+
+
+@pytest.fixture()
+def server_base(server: LiveServer) -> str:
+    return server.base

@@ -1,0 +1,110 @@
+"""Write-time validation: official examples pass, each kind of fault is named."""
+
+from __future__ import annotations
+
+import json
+import tarfile
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from fhir_server.fhir.outcomes import FhirError
+from fhir_server.service.validation import validate_resource
+
+EXAMPLES = Path(__file__).resolve().parents[3] / "shared/fhir-r4/hl7.fhir.r4.examples-4.0.1.tgz"
+
+#: Official examples that are genuinely invalid R4 (checked by hand; docs/validation.md).
+KNOWN_INVALID = {
+    "Bundle-v2-valuesets.json": "mojibake (U+00C2 U+00A0) inside a code",
+    "CodeSystem-v2-0396.json": "mojibake whitespace in a valueString",
+    "CodeSystem-v2-0550.json": "code with a trailing no-break space",
+    "SearchParameter-questionnaireresponse-extensions-QuestionnaireResponse-item-subject.json": (
+        "id longer than 64 characters"
+    ),
+    "ImplementationGuide-fhir.json": "ImplementationGuide.name missing",
+    "ig-r4.json": "ImplementationGuide.name missing",
+    "Questionnaire-qs1.json": "Questionnaire.item.linkId missing",
+}
+
+
+def _is_known_invalid(name: str) -> bool:
+    return (
+        name in KNOWN_INVALID
+        or (name.startswith("SearchParameter-") and "-extensions-" in name and "-ValueSet-" in name)
+        or (name.startswith("SearchParameter-codesystem-extensions-"))
+    )
+
+
+def test_official_r4_examples_are_accepted() -> None:
+    if not EXAMPLES.is_file():
+        pytest.skip(f"official examples not found at {EXAMPLES}")
+    rejected = []
+    checked = 0
+    with tarfile.open(EXAMPLES) as tar:
+        for member in tar:
+            name = Path(member.name).name
+            data = tar.extractfile(member) if member.name.endswith(".json") else None
+            if data is None or member.size > 1_000_000:
+                continue
+            resource = json.loads(data.read(), parse_float=Decimal)
+            if not isinstance(resource, dict) or "resourceType" not in resource:
+                continue
+            checked += 1
+            try:
+                validate_resource(resource)
+            except FhirError as exc:
+                if not _is_known_invalid(name):
+                    rejected.append((name, exc.diagnostics[:160]))
+    assert checked > 5000
+    assert rejected == []
+
+
+@pytest.mark.parametrize(
+    ("resource", "status", "expression"),
+    [
+        ({"resourceType": "Patient", "gender": "M"}, 422, "Patient.gender"),
+        ({"resourceType": "Patient", "colour": "blue"}, 400, "Patient.colour"),
+        ({"resourceType": "Patient", "birthDate": "1968-13-01"}, 400, "Patient.birthDate"),
+        ({"resourceType": "Observation", "status": "final"}, 422, "Observation.code"),
+        (
+            {"resourceType": "Patient", "identifier": [{"use": "private", "value": "1"}]},
+            422,
+            "Patient.identifier[0].use",
+        ),
+        (
+            {
+                "resourceType": "Observation",
+                "status": "final",
+                "code": {"text": "x"},
+                "valueString": "a",
+                "valueBoolean": True,
+            },
+            422,
+            "Observation",
+        ),
+    ],
+)
+def test_each_fault_has_status_and_expression(
+    resource: dict[str, object], status: int, expression: str
+) -> None:
+    with pytest.raises(FhirError) as err:
+        validate_resource(resource)
+    assert err.value.status == status
+    assert err.value.issues[0].expression[0].startswith(expression)
+
+
+def test_no_break_space_in_a_string_is_accepted() -> None:
+    validate_resource(
+        {"resourceType": "Patient", "name": [{"family": "M\u00fcller\u00a0Lüdenscheidt"}]}
+    )
+
+
+def test_decimal_precision_survives_validation() -> None:
+    obs = {
+        "resourceType": "Observation",
+        "status": "final",
+        "code": {"text": "NRS"},
+        "valueQuantity": {"value": Decimal("7.50")},
+    }
+    assert validate_resource(obs)["valueQuantity"]["value"] == Decimal("7.50")
