@@ -120,7 +120,10 @@ async def capabilities(request: Request) -> Response:
 async def batch_or_transaction(request: Request) -> Response:
     view = view_of(request)
     bundle = await _resource_from_body(request)
-    kind, results = await run_in_threadpool(process, _service(request), bundle, base_url(request))
+    limit = request.app.state.settings.max_bundle_entries
+    kind, results = await run_in_threadpool(
+        process, _service(request), bundle, base_url(request), limit
+    )
     representation = prefer(request, "return") == "representation"
     return respond(
         bundles.response_bundle(kind, results, base_url(request), view, representation), view

@@ -116,7 +116,7 @@ def _parse_etag(value: Any, index: int) -> int | None:
     return int(text)
 
 
-def parse_entries(bundle: Any) -> tuple[str, list[Entry]]:
+def parse_entries(bundle: Any, max_entries: int = 10_000) -> tuple[str, list[Entry]]:
     """Check the Bundle envelope and parse every entry's request; raise on any fault."""
     if not isinstance(bundle, dict) or bundle.get("resourceType") != "Bundle":
         raise FhirError(
@@ -129,6 +129,11 @@ def parse_entries(bundle: Any) -> tuple[str, list[Entry]]:
             "invalid",
             f"Bundle.type must be batch or transaction, not {kind!r}",
             ("Bundle.type",),
+        )
+    raw_entries = bundle.get("entry", []) or []
+    if isinstance(raw_entries, list) and len(raw_entries) > max_entries:
+        raise FhirError(
+            413, "too-long", f"Bundle has {len(raw_entries)} entries; the limit is {max_entries}"
         )
     envelope = {
         **bundle,
@@ -301,9 +306,11 @@ def _create_all(unit: Unit, entries: list[Entry]) -> list[EntryResult]:
     return [_written(r) for r in unit.create_many(items)]
 
 
-def process(service: ResourceService, bundle: Any, base_url: str) -> tuple[str, list[EntryResult]]:
+def process(
+    service: ResourceService, bundle: Any, base_url: str, max_entries: int = 10_000
+) -> tuple[str, list[EntryResult]]:
     """Run a batch or transaction; results are in the order of the request's entries."""
-    kind, entries = parse_entries(bundle)
+    kind, entries = parse_entries(bundle, max_entries)
     if kind == "transaction":
         return kind, _transaction(service, entries, base_url)
     return kind, _batch(service, entries, base_url)

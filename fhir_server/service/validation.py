@@ -11,6 +11,7 @@ from typing import Any
 
 from fhir_server.fhir.bindings import check_required_bindings
 from fhir_server.fhir.models import validate_model
+from fhir_server.fhir.narrative import check_narratives
 from fhir_server.fhir.outcomes import FhirError, Issue
 from fhir_server.fhir.schema import resource_types, validate_structure
 
@@ -53,7 +54,7 @@ def validate_resource(resource: Any, expected_type: str | None = None) -> dict[s
         )
     issues = validate_structure(resource)
     if not issues:
-        issues = validate_model(resource)
+        issues = validate_model(resource) + check_narratives(resource)
         issues += [
             Issue("code-invalid", v.message, expression=(v.expression,))
             for v in check_required_bindings(resource)

@@ -108,3 +108,30 @@ def test_decimal_precision_survives_validation() -> None:
         "valueQuantity": {"value": Decimal("7.50")},
     }
     assert validate_resource(obs)["valueQuantity"]["value"] == Decimal("7.50")
+
+
+@pytest.mark.parametrize(
+    "div",
+    [
+        '<div xmlns="http://www.w3.org/1999/xhtml"><script>alert(1)</script></div>',
+        '<div xmlns="http://www.w3.org/1999/xhtml"><p onclick="alert(1)">x</p></div>',
+        '<div xmlns="http://www.w3.org/1999/xhtml"><a href="javascript:alert(1)">x</a></div>',
+        '<div xmlns="http://www.w3.org/1999/xhtml"><p>unclosed</div>',
+        "<div><p>no namespace</p></div>",
+        '<div xmlns="http://www.w3.org/1999/xhtml"><iframe src="http://x"/></div>',
+    ],
+)
+def test_unsafe_or_malformed_narrative_is_422(div: str) -> None:
+    patient = {"resourceType": "Patient", "text": {"status": "generated", "div": div}}
+    with pytest.raises(FhirError) as err:
+        validate_resource(patient)
+    assert err.value.status == 422
+    assert err.value.issues[0].expression == ("Patient.text.div",)
+
+
+def test_narrative_with_tables_links_and_images_is_accepted() -> None:
+    div = (
+        '<div xmlns="http://www.w3.org/1999/xhtml"><table><tr><td><b>NRS</b></td>'
+        '<td><a href="http://example.org">7</a></td></tr></table><img src="#x" alt=""/></div>'
+    )
+    validate_resource({"resourceType": "Patient", "text": {"status": "generated", "div": div}})
