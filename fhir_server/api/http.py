@@ -117,7 +117,7 @@ def parse_resource(body: bytes, fmt: Format) -> Any:
             return xml_to_resource(body)
         except XmlFormatError as exc:
             where = (exc.expression,) if exc.expression else ()
-            raise FhirError(400, "structure", str(exc), where) from exc
+            raise FhirError(400, "structure", exc.message, where) from exc
     return jsonio.loads(body)
 
 

@@ -56,7 +56,7 @@ def _default(obj: Any) -> Any:
     if isinstance(obj, RawJson):
         return orjson.Fragment(obj.data)
     if isinstance(obj, Decimal):
-        return orjson.Fragment(str(obj))
+        return orjson.Fragment(format(obj, "f"))
     raise TypeError(f"not JSON serializable: {type(obj).__name__}")
 
 

@@ -81,6 +81,7 @@ class _Model:
     def __init__(self, data: Mapping[str, Any]) -> None:
         self.resource_types = frozenset(data["resourceTypes"])
         self.primitives: dict[str, Mapping[str, str]] = data["primitiveTypes"]
+        self.primitive_types = frozenset(self.primitives)
         self.patterns = {
             name: re.compile(info["regex"])
             for name, info in self.primitives.items()
@@ -177,7 +178,7 @@ def resource_types() -> frozenset[str]:
 
 def primitive_types() -> frozenset[str]:
     """All R4 primitive type codes (``boolean``, ``dateTime``, ``xhtml``, ...)."""
-    return frozenset(_model().primitives)
+    return _model().primitive_types
 
 
 def type_info(name: str) -> TypeInfo:
@@ -265,7 +266,7 @@ def _subset(resource: Mapping[str, Any], keep: Callable[[str], bool]) -> dict[st
         result["meta"] = meta
         return result
     # Place a new meta where it would be in definition order: after resourceType and id.
-    head = {key: result.pop(key) for key in ("resourceType", "id", "_id") if key in result}
+    head: dict[str, Any] = {k: result.pop(k) for k in ("resourceType", "id", "_id") if k in result}
     return {**head, "meta": meta, **result}
 
 

@@ -11,6 +11,8 @@ the offending element path, ready for an OperationOutcome.
 
 from __future__ import annotations
 
+import itertools
+import math
 import re
 import threading
 from collections.abc import Mapping
@@ -18,7 +20,7 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from functools import cache
 from operator import attrgetter
-from typing import Any
+from typing import Any, cast
 
 from lxml import etree
 
@@ -28,8 +30,7 @@ __all__ = ["FHIR_NS", "XHTML_NS", "XmlFormatError", "resource_to_xml", "xml_to_r
 
 FHIR_NS = "http://hl7.org/fhir"
 XHTML_NS = "http://www.w3.org/1999/xhtml"
-_FHIR_NSMAP = {None: FHIR_NS}
-_XHTML_NSMAP = {None: XHTML_NS}
+_XHTML_NSMAP: Any = {None: XHTML_NS}  # lxml-stubs do not allow the default-namespace key
 _DIV_TAG = f"{{{XHTML_NS}}}div"
 _XML_SPACE = " \t\r\n"
 _INT_MIN, _INT_MAX = -(2**31), 2**31 - 1  # FHIR integers are 32-bit signed
@@ -50,7 +51,7 @@ class _XmlType:
     """XML view of a TypeInfo: children by qualified tag, attributes by name."""
 
     info: TypeInfo
-    by_tag: Mapping[str, ElementInfo]
+    by_tag: Mapping[object, ElementInfo]  # keyed by lxml tag ("{ns}name")
     tags: Mapping[str, str]  # JSON name -> qualified tag
     attributes: Mapping[str, ElementInfo]
 
@@ -66,7 +67,7 @@ def _xml_type(name: str) -> _XmlType:
         else:
             namespace = XHTML_NS if element.kind == "xhtml" else FHIR_NS
             tags[element.name] = f"{{{namespace}}}{element.name}"
-    by_tag = {tag: info.by_name[name] for name, tag in tags.items()}
+    by_tag: dict[object, ElementInfo] = {tag: info.by_name[name] for name, tag in tags.items()}
     return _XmlType(info=info, by_tag=by_tag, tags=tags, attributes=attributes)
 
 
@@ -79,7 +80,7 @@ def _resource_tags() -> Mapping[str, str]:
 
 
 class _Parsers(threading.local):
-    """lxml parsers are not safe to share between threads; keep one per thread."""
+    """One parser per thread: an lxml parser holds per-parse state and error logs."""
 
     def __init__(self) -> None:
         self.parser = etree.XMLParser(
@@ -99,15 +100,13 @@ _PARSERS = _Parsers()
 
 def _parse(data: bytes, what: str, expression: str) -> etree._Element:
     """Parse untrusted XML, refusing any DOCTYPE (the vehicle of XXE and entity bombs)."""
-    if b"<!DOCTYPE" in data or b"<!ENTITY" in data:
-        raise XmlFormatError(
-            f"{what} must not contain a DOCTYPE or entity declarations", expression
-        )
+    if b"<!DOCTYPE" in data:  # fast path; the docinfo check below covers other encodings
+        raise XmlFormatError(f"{what} must not contain a DOCTYPE", expression)
     try:
         root = etree.fromstring(data, _PARSERS.parser)
     except etree.XMLSyntaxError as exc:
         raise XmlFormatError(f"{what} is not well-formed XML: {exc}", expression) from None
-    docinfo = root.getroottree().docinfo
+    docinfo: Any = root.getroottree().docinfo
     if docinfo.doctype or docinfo.internalDTD is not None:
         raise XmlFormatError(f"{what} must not contain a DOCTYPE", expression)
     return root
@@ -165,7 +164,7 @@ def _check_text(text: str | None, path: str) -> None:
 def _read_attributes(
     elem: etree._Element, xml_type: _XmlType, out: dict[str, Any], path: str
 ) -> None:
-    for name, text in elem.attrib.items():
+    for name, text in _attributes(elem).items():
         element = xml_type.attributes.get(name)
         if element is not None:
             out[name] = _parse_value(element, text, path)
@@ -184,9 +183,11 @@ def _read_children(
     repeated: dict[str, tuple[list[Any], list[Any]]] = {}
     for child in elem:
         _check_text(child.tail, path)
-        element = by_tag.get(child.tag)  # type: ignore[call-overload]
+        element = by_tag.get(child.tag)
         if element is None:
-            raise _unknown_node(child, path)
+            if _is_comment(child):
+                continue
+            raise _unknown_node(child, xml_type, path)
         if element is last:
             count += 1
             if not element.repeats:
@@ -226,14 +227,23 @@ def _item_path(path: str, element: ElementInfo, count: int) -> str:
     return f"{path}.{element.name}[{count}]" if element.repeats else f"{path}.{element.name}"
 
 
-def _unknown_node(child: etree._Element, path: str) -> XmlFormatError:
+def _unknown_node(child: etree._Element, xml_type: _XmlType, path: str) -> XmlFormatError:
+    """Say precisely why a child is not accepted: namespace, attribute-only or unknown."""
     tag = child.tag
     if not isinstance(tag, str):
         return XmlFormatError("Unexpected XML node (entity reference?)", path)
     namespace, local = _local(tag)
-    if namespace != FHIR_NS and local != "div":
-        return XmlFormatError(_namespace_message(local, namespace), f"{path}.{local}")
-    return XmlFormatError(f"Unknown element '{local}'", f"{path}.{local}")
+    where = f"{path}.{local}"
+    expected = xml_type.tags.get(local)
+    if expected is not None:
+        expected_namespace = _local(expected)[0]
+        message = f"Element '{local}' must be in namespace '{expected_namespace}'"
+        return XmlFormatError(f"{message}, not '{namespace}'" if namespace else message, where)
+    if local in xml_type.attributes and namespace == FHIR_NS:
+        return XmlFormatError(f"'{local}' must be an XML attribute here, not an element", where)
+    if namespace != FHIR_NS:
+        return XmlFormatError(_namespace_message(local, namespace), where)
+    return XmlFormatError(f"Unknown element '{local}'", where)
 
 
 def _order_error(last: ElementInfo, element: ElementInfo, path: str) -> XmlFormatError:
@@ -252,12 +262,13 @@ def _read_primitive(
     elem: etree._Element, element: ElementInfo, path: str, count: int
 ) -> tuple[Any, dict[str, Any] | None]:
     """Return the value and the JSON ``_name`` companion (id/extension) of a primitive."""
-    attrib = elem.attrib
-    if len(attrib) == 1 and len(elem) == 0 and elem.text is None and "value" in attrib:
-        return _parse_value(element, attrib["value"], path, count), None  # the common case
+    if len(elem.attrib) == 1 and len(elem) == 0 and elem.text is None:
+        text = elem.get("value")
+        if text is not None:  # the common case: <name value="..."/>
+            return _parse_value(element, text, path, count), None
     value: Any = None
     extras: dict[str, Any] = {}
-    for name, text in attrib.items():
+    for name, text in _attributes(elem).items():
         if name == "value":
             value = _parse_value(element, text, path, count)
         elif name == "id":
@@ -292,6 +303,11 @@ def _parse_value(element: ElementInfo, text: str, path: str, count: int = 0) -> 
                 return number
         except (ValueError, InvalidOperation):
             pass
+        else:
+            raise XmlFormatError(
+                f"{element.type} value {text[:60]!r} is outside the 32-bit range",
+                _item_path(path, element, count),
+            )
     where = _item_path(path, element, count)
     if not text:
         raise XmlFormatError(f"Element '{element.name}' has an empty value", where)
@@ -316,10 +332,10 @@ def _read_element(elem: etree._Element, element: ElementInfo, path: str) -> Any:
 def _read_wrapped_resource(elem: etree._Element, path: str) -> dict[str, Any]:
     """``<contained><Patient>...</Patient></contained>``: exactly one resource inside."""
     _check_text(elem.text, path)
-    if any(not name.startswith("{") for name in elem.attrib):
+    if any(not name.startswith("{") for name in _attributes(elem)):
         raise XmlFormatError("A resource container element must not have attributes", path)
-    children = list(elem)
-    for child in children:
+    children = [child for child in elem if not _is_comment(child)]
+    for child in elem:
         _check_text(child.tail, path)
     if len(children) != 1:
         raise XmlFormatError("Expected exactly one resource element", path)
@@ -328,14 +344,14 @@ def _read_wrapped_resource(elem: etree._Element, path: str) -> dict[str, Any]:
 
 def _div_text(elem: etree._Element) -> str:
     """Serialise the div with only the XHTML default namespace declared, as JSON needs."""
-    if elem.prefix is not None or elem.nsmap != _XHTML_NSMAP:
+    if elem.prefix is not None or elem.nsmap != {None: XHTML_NS}:
         elem = _copy_xhtml(elem)
     return etree.tostring(elem, encoding="unicode", with_tail=False)
 
 
 def _copy_xhtml(source: etree._Element) -> etree._Element:
     """Rebuild an element tree so unused or prefixed namespace declarations disappear."""
-    copy = etree.Element(source.tag, attrib=dict(source.attrib), nsmap=_XHTML_NSMAP)
+    copy = etree.Element(source.tag, attrib=_attributes(source), nsmap=_XHTML_NSMAP)
     _copy_content(source, copy)
     return copy
 
@@ -343,11 +359,23 @@ def _copy_xhtml(source: etree._Element) -> etree._Element:
 def _copy_content(source: etree._Element, target: etree._Element) -> None:
     target.text = source.text
     for child in source:
-        if not isinstance(child.tag, str):
-            continue
-        new = etree.SubElement(target, child.tag, attrib=dict(child.attrib))
-        _copy_content(child, new)
+        new: etree._Element
+        if _is_comment(child):
+            new = etree.Comment(child.text)
+            target.append(new)
+        else:
+            new = etree.SubElement(target, child.tag, attrib=_attributes(child))
+            _copy_content(child, new)
         new.tail = child.tail
+
+
+def _attributes(elem: etree._Element) -> dict[str, str]:
+    """lxml returns ``str`` names and values on Python 3; the stubs say ``str | bytes``."""
+    return cast("dict[str, str]", dict(elem.attrib))
+
+
+def _is_comment(node: etree._Element) -> bool:
+    return cast(object, node.tag) is etree.Comment
 
 
 # ----------------------------------------------------------------------- serialising
@@ -417,10 +445,13 @@ class _XmlWriter:
         head = f"{self.pad(depth)}<{tag}"
         children = []
         for element in elements:
-            if element.xml_attribute:
+            if not element.xml_attribute:
+                children.append(element)
+            elif element.name in obj and "_" + element.name not in obj:
                 head += _value_attribute(element.name, element, obj[element.name], path, 0)
             else:
-                children.append(element)
+                message = f"'{element.name}' is an XML attribute and cannot carry extensions"
+                raise XmlFormatError(message, f"{path}._{element.name}")
         if not children:
             self.parts.append(f"{head}{attrs}/>")
             return
@@ -452,9 +483,8 @@ class _XmlWriter:
         if not element.repeats:
             self.primitive(element, value, extras, depth, path, 0)
             return
-        where = f"{path}.{element.name}"
-        values = _as_list([] if value is None else value, element, where)
-        companions = _as_list([] if extras is None else extras, element, where)
+        values = _as_list([] if value is None else value, element, path)
+        companions = _as_list([] if extras is None else extras, element, path)
         for index in range(max(len(values), len(companions))):
             item = values[index] if index < len(values) else None
             companion = companions[index] if index < len(companions) else None
@@ -488,19 +518,22 @@ def _present_elements(obj: Any, xml_type: _XmlType, path: str, skip: str) -> lis
             raise XmlFormatError(f"Unknown element '{key}'", f"{path}.{key}")
         present[name] = element
     elements = sorted(present.values(), key=_BY_INDEX)
-    for previous, element in zip(elements, elements[1:], strict=False):
+    for previous, element in itertools.pairwise(elements):
         if previous.index == element.index:
             raise _order_error(previous, element, path)
     return elements
 
 
 def _as_list(value: Any, element: ElementInfo, path: str) -> list[Any]:
+    """The occurrences of an element; ``path`` is the parent's."""
     if element.repeats:
         if not isinstance(value, list):
-            raise XmlFormatError(f"Element '{element.name}' must be an array", path)
+            where = f"{path}.{element.name}"
+            raise XmlFormatError(f"Element '{element.name}' must be an array", where)
         return value
     if isinstance(value, list):
-        raise XmlFormatError(f"Element '{element.name}' must not be an array", path)
+        where = f"{path}.{element.name}"
+        raise XmlFormatError(f"Element '{element.name}' must not be an array", where)
     return [value]
 
 
@@ -531,7 +564,7 @@ def _format_value(element: ElementInfo, value: Any) -> str | None:
         return str(value)
     if kind == "decimal" and isinstance(value, Decimal) and value.is_finite():
         return _decimal_text(value)
-    if kind == "decimal" and isinstance(value, float):
+    if kind == "decimal" and isinstance(value, float) and math.isfinite(value):
         return repr(value)
     return None
 
@@ -548,7 +581,11 @@ def _checked_div(text: Any, path: str) -> str:
     """The div string to embed, once proven to be a well-formed XHTML div."""
     if not isinstance(text, str):
         raise XmlFormatError("Narrative div must be a string", path)
-    div = _parse(text.encode("utf-8"), "Narrative div", path)
+    try:
+        data = text.encode("utf-8")
+    except UnicodeEncodeError:  # lone surrogates
+        raise XmlFormatError("Narrative div contains invalid characters", path) from None
+    div = _parse(data, "Narrative div", path)
     if div.tag != _DIV_TAG:
         raise XmlFormatError(f"Narrative must be an XHTML <div> in namespace {XHTML_NS}", path)
     if text.lstrip().startswith("<?"):  # an XML declaration cannot be embedded
