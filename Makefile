@@ -5,6 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 HOST ?= 127.0.0.1
 PORT ?= 8080
+CODE := $(wildcard fhir_server adapters tests bench tools)
 
 .PHONY: install run test lint format bench clean
 
@@ -22,13 +23,13 @@ run: install
 	$(BIN)/ivz serve --host $(HOST) --port $(PORT) --demo
 
 lint: install
-	$(BIN)/ruff check fhir_server adapters tests bench tools
-	$(BIN)/ruff format --check fhir_server adapters tests bench tools
+	$(BIN)/ruff check $(CODE)
+	$(BIN)/ruff format --check $(CODE)
 	$(BIN)/mypy fhir_server adapters
 
 format: install
-	$(BIN)/ruff format fhir_server adapters tests bench tools
-	$(BIN)/ruff check --fix fhir_server adapters tests bench tools
+	$(BIN)/ruff format $(CODE)
+	$(BIN)/ruff check --fix $(CODE)
 
 test: lint
 	$(BIN)/pytest -n auto -q
