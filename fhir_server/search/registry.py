@@ -1,0 +1,359 @@
+"""The search-parameter registry: every standard R4 parameter, compiled once, per type.
+
+http://hl7.org/fhir/R4/searchparameter-registry.html. Definitions come from
+``fhir_server/data/search-parameters.json.gz`` (``tools/build_search_data.py``). Each
+definition is split per base type: ``AllergyIntolerance.code | Condition.code | ...`` becomes
+one :class:`SearchParam` per type whose expression is only that type's part, compiled against
+that type, so extraction never evaluates another type's path. ``Resource`` and
+``DomainResource`` parameters (``_id``, ``_lastUpdated``, ``_tag``...) are copied to every
+type they apply to. Definitions that cannot be compiled are left out and listed in
+:attr:`Registry.problems`; ``_text``, ``_content`` and ``_query`` have no expression: they are
+registered (the query side may support them otherwise) but not indexed.
+
+Custom SearchParameter resources are added with :meth:`Registry.add`, which compiles them
+first. Lookups never lock: each type's table is replaced, not mutated.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import re
+import threading
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from functools import cache
+from importlib import resources
+from types import MappingProxyType
+from typing import Any, Literal, cast, get_args
+
+from fhir_server.fhir import structure
+from fhir_server.search.fhirpath import (
+    CompiledPath,
+    FhirPathError,
+    compile_path,
+    root_type,
+    union_terms,
+)
+
+__all__ = [
+    "Component",
+    "ParamType",
+    "Problem",
+    "Registry",
+    "SearchParam",
+    "default_registry",
+]
+
+ParamType = Literal[
+    "number", "date", "string", "token", "reference", "composite", "quantity", "uri", "special"
+]
+_PARAM_TYPES = frozenset(get_args(ParamType))
+_DATA_FILE = "search-parameters.json.gz"
+_CODE = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-.]*$")
+_NOT_DOMAIN = frozenset({"Bundle", "Binary", "Parameters"})
+
+
+@dataclass(frozen=True, slots=True)
+class Component:
+    """One part of a composite parameter, evaluated on each value of the composite's path.
+
+    ``compiled`` holds the expression compiled for each branch of the composite's own
+    compiled path, in the same order (``Observation | Observation.component`` has two).
+    """
+
+    definition: str  # canonical URL of the component's SearchParameter
+    expression: str
+    param: SearchParam  # the component's definition, for the composite's resource type
+    compiled: tuple[CompiledPath, ...] = field(default=(), compare=False, repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class SearchParam:
+    """A search parameter as it applies to one resource type.
+
+    ``expression`` is the part of the definition's expression for ``resource_type`` (None for
+    ``_text``/``_content``/``_query``); ``compiled`` is it compiled (None when not indexed).
+    ``base`` lists every base of the definition, ``targets`` the reference target types.
+    """
+
+    code: str
+    resource_type: str
+    type: ParamType
+    expression: str | None
+    url: str
+    base: tuple[str, ...] = ()
+    targets: tuple[str, ...] = ()
+    components: tuple[Component, ...] = ()
+    modifiers: tuple[str, ...] = ()
+    comparators: tuple[str, ...] = ()
+    description: str = field(default="", compare=False, repr=False)
+    compiled: CompiledPath | None = field(default=None, compare=False, repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """A definition, or its part for one type, that is not registered, and why."""
+
+    url: str
+    code: str
+    resource_type: str
+    reason: str
+
+
+def _types_of(base: str) -> list[str]:
+    """Concrete resource types a base names (``Resource`` / ``DomainResource`` expand)."""
+    if base == "Resource":
+        return sorted(structure.resource_types())
+    if base == "DomainResource":
+        return sorted(structure.resource_types() - _NOT_DOMAIN)
+    return [base]
+
+
+def _part_for(expression: str, resource_type: str) -> str:
+    """The ``|`` terms of ``expression`` that apply to ``resource_type``, re-joined."""
+    terms = union_terms(expression)
+    if len(terms) == 1:
+        return expression
+    generic = (None, "Resource", "DomainResource", resource_type)
+    return " | ".join(term for term in terms if root_type(term) in generic)
+
+
+class _Invalid(Exception):
+    """A definition rejected for one type; the message is the reason."""
+
+
+class Registry:
+    """Search parameters by resource type and code, with compiled expressions."""
+
+    def __init__(self, definitions: Iterable[Mapping[str, Any]] = ()) -> None:
+        self._lock = threading.Lock()
+        self._by_type: dict[str, Mapping[str, SearchParam]] = {}
+        self._indexed: dict[str, tuple[Mapping[str, SearchParam], tuple[SearchParam, ...]]] = {}
+        self._definitions: dict[str, Mapping[str, Any]] = {}
+        self._problems: list[Problem] = []
+        definitions = list(definitions)
+        for definition in definitions:
+            self._definitions[str(definition.get("url"))] = definition
+        # Composites last: their components refer to the other parameters.
+        ordered = sorted(definitions, key=lambda d: d.get("type") == "composite")
+        tables: dict[str, dict[str, SearchParam]] = {}
+        for definition in ordered:
+            for resource_type in self._bases(definition):
+                try:
+                    param = self._build(definition, resource_type, tables.get(resource_type, {}))
+                except _Invalid as exc:
+                    self._problems.append(_problem(definition, resource_type, str(exc)))
+                    continue
+                table = tables.setdefault(resource_type, {})
+                if param.code in table:
+                    self._problems.append(
+                        _problem(definition, resource_type, f"duplicate code {param.code!r}")
+                    )
+                table[param.code] = param
+        self._by_type = {t: MappingProxyType(table) for t, table in tables.items()}
+
+    @classmethod
+    def standard(cls) -> Registry:
+        """A new registry of the 1,378 standard R4 parameters (from the packaged data)."""
+        return cls(_standard_definitions())
+
+    @property
+    def problems(self) -> tuple[Problem, ...]:
+        """Definitions (per type) left out because their expression does not compile."""
+        return tuple(self._problems)
+
+    def resource_types(self) -> frozenset[str]:
+        """Resource types with at least one parameter."""
+        return frozenset(self._by_type)
+
+    def params_for(self, resource_type: str) -> Mapping[str, SearchParam]:
+        """All parameters of a type by code, including the Resource/DomainResource ones."""
+        return self._by_type.get(resource_type, _EMPTY)
+
+    def get(self, resource_type: str, code: str) -> SearchParam | None:
+        """One parameter, or None when the type has no parameter with that code."""
+        return self._by_type.get(resource_type, _EMPTY).get(code)
+
+    def indexed(self, resource_type: str) -> tuple[SearchParam, ...]:
+        """The parameters of a type that have a compiled expression (what extraction runs)."""
+        table = self.params_for(resource_type)
+        cached = self._indexed.get(resource_type)
+        if cached is not None and cached[0] is table:  # the table is replaced by add()
+            return cached[1]
+        found = tuple(p for p in table.values() if p.compiled is not None)
+        self._indexed[resource_type] = (table, found)
+        return found
+
+    def definition(self, url: str) -> Mapping[str, Any] | None:
+        """The SearchParameter resource registered under a canonical URL."""
+        return self._definitions.get(url)
+
+    def add(self, search_parameter: Mapping[str, Any]) -> list[SearchParam]:
+        """Register a custom SearchParameter resource for each of its bases.
+
+        The expression must compile for every base; a parameter with the same code replaces
+        the existing one for that type, and a definition with the same url replaces the
+        earlier version everywhere. Raises ValueError saying what is wrong.
+        """
+        definition = dict(search_parameter)
+        _check_shape(definition)
+        url = str(definition["url"])
+        with self._lock:
+            previous = self._definitions.get(url)
+            self._definitions[url] = definition
+            try:
+                built = [
+                    self._build(definition, t, self._by_type.get(t, _EMPTY), strict=True)
+                    for t in self._bases(definition)
+                ]
+            except _Invalid as exc:
+                if previous is None:
+                    del self._definitions[url]
+                else:
+                    self._definitions[url] = previous
+                raise ValueError(f"SearchParameter {url!r}: {exc}") from exc
+            changed = {p.resource_type for p in built}
+            if previous is not None:  # an update: drop what the old version registered
+                changed |= set(self._bases(previous))
+            for resource_type in changed:
+                table = dict(self._by_type.get(resource_type, _EMPTY))
+                for code in [c for c, p in table.items() if p.url == url]:
+                    del table[code]
+                table.update((p.code, p) for p in built if p.resource_type == resource_type)
+                self._by_type[resource_type] = MappingProxyType(table)
+        return built
+
+    def copy(self) -> Registry:
+        """An independent registry with the same parameters (compiled paths are shared)."""
+        clone = Registry()
+        clone._by_type = dict(self._by_type)
+        clone._definitions = dict(self._definitions)
+        clone._problems = list(self._problems)
+        return clone
+
+    # ------------------------------------------------------------------------- building
+
+    def _bases(self, definition: Mapping[str, Any]) -> list[str]:
+        types: list[str] = []
+        for base in definition.get("base") or ():
+            for resource_type in _types_of(str(base)):
+                if resource_type not in types:
+                    types.append(resource_type)
+        return types
+
+    def _build(
+        self,
+        definition: Mapping[str, Any],
+        resource_type: str,
+        known: Mapping[str, SearchParam],
+        strict: bool = False,
+    ) -> SearchParam:
+        expression = definition.get("expression")
+        part: str | None = None
+        compiled: CompiledPath | None = None
+        if isinstance(expression, str) and expression.strip():
+            try:
+                part = _part_for(expression, resource_type)
+                if not part:
+                    raise _Invalid(f"the expression has no part for {resource_type}")
+                compiled = compile_path(part, resource_type)
+            except FhirPathError as exc:
+                raise _Invalid(f"expression does not compile for {resource_type}: {exc}") from exc
+            if not compiled.branches:
+                raise _Invalid(f"the expression selects nothing on {resource_type}")
+        elif strict:
+            raise _Invalid("an expression is needed to index a custom parameter")
+        param = SearchParam(
+            code=str(definition["code"]),
+            resource_type=resource_type,
+            type=cast(ParamType, definition["type"]),
+            expression=part,
+            url=str(definition.get("url")),
+            base=tuple(definition.get("base") or ()),
+            targets=tuple(definition.get("target") or ()),
+            modifiers=tuple(definition.get("modifier") or ()),
+            comparators=tuple(definition.get("comparator") or ()),
+            description=str(definition.get("description") or ""),
+            compiled=compiled,
+        )
+        if param.type != "composite" or compiled is None:
+            return param
+        components = tuple(
+            self._component(c, resource_type, compiled, known)
+            for c in definition.get("component") or ()
+        )
+        if not components:
+            raise _Invalid("a composite parameter needs components")
+        return replace(param, components=components)
+
+    def _component(
+        self,
+        component: Mapping[str, Any],
+        resource_type: str,
+        composite: CompiledPath,
+        known: Mapping[str, SearchParam],
+    ) -> Component:
+        url = str(component.get("definition"))
+        expression = str(component.get("expression") or "")
+        definition = self._definitions.get(url)
+        if definition is None:
+            raise _Invalid(f"component definition {url!r} is not a known SearchParameter")
+        if definition.get("type") == "composite":
+            raise _Invalid(f"component {url!r} is itself composite")
+        param = next((p for p in known.values() if p.url == url), None)
+        if param is None:
+            param = SearchParam(
+                code=str(definition.get("code")),
+                resource_type=resource_type,
+                type=cast(ParamType, definition.get("type")),
+                expression=None,
+                url=url,
+            )
+        try:
+            compiled = tuple(
+                compile_path(expression, branch.type, resource_type)
+                for branch in composite.branches
+            )
+        except FhirPathError as exc:
+            raise _Invalid(f"component {url!r} does not compile: {exc}") from exc
+        return Component(url, expression, param, compiled)
+
+
+_EMPTY: Mapping[str, SearchParam] = MappingProxyType({})
+
+
+def _problem(definition: Mapping[str, Any], resource_type: str, reason: str) -> Problem:
+    return Problem(str(definition.get("url")), str(definition.get("code")), resource_type, reason)
+
+
+def _check_shape(definition: Mapping[str, Any]) -> None:
+    """Reject SearchParameter resources the registry cannot use, saying why."""
+    if definition.get("resourceType") != "SearchParameter":
+        raise ValueError("not a SearchParameter resource")
+    url, code = definition.get("url"), definition.get("code")
+    if not isinstance(url, str) or not url:
+        raise ValueError("SearchParameter.url is required")
+    if not isinstance(code, str) or not _CODE.match(code):
+        raise ValueError(f"SearchParameter {url!r}: code {code!r} is not a valid name")
+    if definition.get("type") not in _PARAM_TYPES:
+        raise ValueError(f"SearchParameter {url!r}: unknown type {definition.get('type')!r}")
+    bases = definition.get("base")
+    if not isinstance(bases, list) or not bases:
+        raise ValueError(f"SearchParameter {url!r}: base is required")
+    known = structure.resource_types() | {"Resource", "DomainResource"}
+    unknown = [b for b in bases if b not in known]
+    if unknown:
+        raise ValueError(f"SearchParameter {url!r}: unknown base type(s) {unknown}")
+
+
+def _standard_definitions() -> list[dict[str, Any]]:
+    raw = (resources.files("fhir_server") / "data" / _DATA_FILE).read_bytes()
+    data = json.loads(gzip.decompress(raw))
+    return cast(list[dict[str, Any]], data["searchParameters"])
+
+
+@cache
+def default_registry() -> Registry:
+    """The process-wide registry (standard parameters plus those added at run time)."""
+    return Registry.standard()
