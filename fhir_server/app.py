@@ -37,11 +37,14 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         migrate.upgrade(db)
         app.state.db = db
         app.state.service = ResourceService(db)
+        custom = app.state.service.load_custom_parameters()
         if settings.demo_data:
             from fhir_server.demo import load_demo_data
 
             load_demo_data(app.state.service)
-        log.info("server ready", database=db.dialect, base_path=settings.base_path)
+        log.info(
+            "server ready", database=db.dialect, base_path=settings.base_path, custom_params=custom
+        )
         yield
         if database is None:
             db.dispose()

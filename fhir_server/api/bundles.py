@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import uuid
 from typing import Any
+from urllib.parse import urlencode
 
 from fhir_server.api.http import etag
 from fhir_server.api.render import View, resource_value
+from fhir_server.fhir.outcomes import Issue, operation_outcome
 from fhir_server.service.clock import instant, now
+from fhir_server.service.search import SearchResult
 from fhir_server.service.transaction import EntryResult
 from fhir_server.storage.repository import HistoryPage, StoredVersion
 
@@ -83,4 +86,58 @@ def response_bundle(
         "type": f"{kind}-response",
         "link": [{"relation": "self", "url": base}],
         "entry": entries,
+    }
+
+
+#: Result parameters carried from the request into paging links.
+_CARRIED = ("_count", "_sort", "_include", "_revinclude", "_summary", "_elements", "_total")
+
+
+def _query(pairs: list[tuple[str, str]]) -> str:
+    return urlencode(pairs, safe=":|,/$")
+
+
+def searchset(
+    result: SearchResult,
+    path: str,
+    request_pairs: list[tuple[str, str]],
+    base: str,
+    view: View,
+) -> dict[str, Any]:
+    """A searchset Bundle: matches, includes, an outcome entry for ignored parameters."""
+    carried = [(name, value) for name, value in request_pairs if name.partition(":")[0] in _CARRIED]
+    links = {"self": f"{path}?{_query(result.used + carried)}".rstrip("?")}
+    if result.next_cursor:
+        links["next"] = f"{path}?{_query([*result.used, *carried, ('_page', result.next_cursor)])}"
+    if result.prev_cursor:
+        links["previous"] = (
+            f"{path}?{_query([*result.used, *carried, ('_page', result.prev_cursor)])}"
+        )
+    bundle: dict[str, Any] = {
+        "resourceType": "Bundle",
+        "id": str(uuid.uuid4()),
+        "meta": {"lastUpdated": instant(now())},
+        "type": "searchset",
+    }
+    if result.total is not None:
+        bundle["total"] = result.total
+    bundle["link"] = _links(links)
+    entries = [_search_entry(s, base, view, "match") for s in result.matches]
+    entries += [_search_entry(s, base, view, "include") for s in result.included]
+    if result.warnings:
+        outcome = operation_outcome(
+            [Issue("not-supported", w, severity="warning") for w in result.warnings]
+        )
+        entries.append({"resource": outcome, "search": {"mode": "outcome"}})
+    if entries:
+        bundle["entry"] = entries
+    return bundle
+
+
+def _search_entry(s: StoredVersion, base: str, view: View, mode: str) -> dict[str, Any]:
+    assert s.content is not None
+    return {
+        "fullUrl": f"{base}/{s.resource_type}/{s.id}",
+        "resource": resource_value(s.content, view),
+        "search": {"mode": mode},
     }

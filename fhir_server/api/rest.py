@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
+from urllib.parse import parse_qsl
 
 from fastapi import APIRouter
 from starlette.concurrency import run_in_threadpool
@@ -135,6 +136,68 @@ async def history_system(request: Request) -> Response:
     return await _history(request, None, None)
 
 
+@router.get("")
+@router.get("/")
+async def search_system(request: Request) -> Response:
+    """``GET /fhir?_type=A,B&…``: search across types (common parameters only)."""
+    types_param = request.query_params.get("_type")
+    types = sorted({t.strip() for t in (types_param or "").split(",") if t.strip()})
+    if not types:
+        raise FhirError(400, "required", "System-level search needs _type=Type1,Type2", ("_type",))
+    return await _search(request, types, _pairs(request), base_url(request))
+
+
+# --- search -------------------------------------------------------------------------------------
+
+
+def _pairs(request: Request) -> list[tuple[str, str]]:
+    return [(k, v) for k, v in request.query_params.multi_items() if k != "_type"]
+
+
+async def _search(
+    request: Request,
+    types: list[str],
+    pairs: list[tuple[str, str]],
+    path: str,
+    compartment: tuple[str, str] | None = None,
+) -> Response:
+    view = view_of(request)
+    search = _service(request).search
+    strict = prefer(request, "handling") == "strict"
+    base = base_url(request)
+    result = await run_in_threadpool(
+        lambda: search.search(types, pairs, strict=strict, base_url=base, compartment=compartment)
+    )
+    entry_view = View(
+        view.fmt,
+        view.pretty,
+        result.request.summary if result.request else None,
+        result.request.elements if result.request else (),
+    )
+    bundle = bundles.searchset(result, path, pairs, base, entry_view)
+    return respond(bundle, view)
+
+
+@router.get("/{resource_type}")
+async def search_type(request: Request, resource_type: str) -> Response:
+    check_type(resource_type)
+    path = f"{base_url(request)}/{resource_type}"
+    return await _search(request, [resource_type], _pairs(request), path)
+
+
+@router.post("/{resource_type}/_search")
+async def search_form(request: Request, resource_type: str) -> Response:
+    """``POST Type/_search`` with form-encoded parameters (added to any in the URL)."""
+    check_type(resource_type)
+    media = (request.headers.get("content-type") or "").split(";")[0].strip().lower()
+    if media != "application/x-www-form-urlencoded":
+        raise FhirError(415, "not-supported", "_search takes application/x-www-form-urlencoded")
+    raw = await read_body(request, _limit(request))
+    form = parse_qsl(raw.decode("utf-8", "replace"), keep_blank_values=True)
+    path = f"{base_url(request)}/{resource_type}"
+    return await _search(request, [resource_type], _pairs(request) + form, path)
+
+
 # --- type level ---------------------------------------------------------------------------------
 
 
@@ -142,13 +205,64 @@ async def history_system(request: Request) -> Response:
 async def create(request: Request, resource_type: str) -> Response:
     check_type(resource_type)
     view = view_of(request)
-    if request.headers.get("if-none-exist"):
-        raise FhirError(
-            400, "not-supported", "Conditional create (If-None-Exist) is not supported yet"
-        )
+    condition = request.headers.get("if-none-exist")
     resource = await _resource_from_body(request)
-    result = await run_in_threadpool(_service(request).create, resource_type, resource)
+    result = await run_in_threadpool(_service(request).create, resource_type, resource, condition)
     return _written(request, result, view)
+
+
+@router.put("/{resource_type}")
+async def conditional_update(request: Request, resource_type: str) -> Response:
+    check_type(resource_type)
+    view = view_of(request)
+    query = _condition(request)
+    if_match = parse_etag(request.headers.get("if-match"), "If-Match")
+    resource = await _resource_from_body(request)
+    result = await run_in_threadpool(
+        _service(request).conditional_update, resource_type, query, resource, if_match
+    )
+    return _written(request, result, view)
+
+
+@router.delete("/{resource_type}")
+async def conditional_delete(request: Request, resource_type: str) -> Response:
+    check_type(resource_type)
+    query = _condition(request)
+    deleted = await run_in_threadpool(_service(request).conditional_delete, resource_type, query)
+    if deleted is None:
+        return Response(status_code=204)
+    message = f"Deleted {resource_type}/{deleted.id}"
+    return respond(information(message), view_of(request), 200, {"ETag": etag(deleted.version_id)})
+
+
+@router.patch("/{resource_type}")
+async def conditional_patch(request: Request, resource_type: str) -> Response:
+    check_type(resource_type)
+    view = view_of(request)
+    query = _condition(request)
+    operations = await _patch_body(request)
+    result = await run_in_threadpool(
+        _service(request).conditional_patch, resource_type, query, operations
+    )
+    return _written(request, result, view)
+
+
+def _condition(request: Request) -> str:
+    query = request.url.query
+    if not query:
+        raise FhirError(400, "required", "A conditional interaction needs search criteria")
+    return query
+
+
+async def _patch_body(request: Request) -> Any:
+    media = (request.headers.get("content-type") or "").split(";")[0].strip().lower()
+    if media != "application/json-patch+json":
+        raise FhirError(
+            415,
+            "not-supported",
+            f"PATCH takes application/json-patch+json, not '{media[:60] or 'none'}'",
+        )
+    return jsonio.loads(await read_body(request, _limit(request)))
 
 
 @router.get("/{resource_type}/_history")
@@ -185,14 +299,7 @@ async def patch(request: Request, resource_type: str, resource_id: str) -> Respo
     check_type(resource_type)
     check_id(resource_id)
     view = view_of(request)
-    media = (request.headers.get("content-type") or "").split(";")[0].strip().lower()
-    if media != "application/json-patch+json":
-        raise FhirError(
-            415,
-            "not-supported",
-            f"PATCH takes application/json-patch+json, not '{media[:60] or 'none'}'",
-        )
-    operations = jsonio.loads(await read_body(request, _limit(request)))
+    operations = await _patch_body(request)
     if_match = parse_etag(request.headers.get("if-match"), "If-Match")
     result = await run_in_threadpool(
         _service(request).patch, resource_type, resource_id, operations, if_match
@@ -288,3 +395,16 @@ def _int_param(value: str | None, name: str, default: int) -> int:
             400, "value", f"Invalid {name} value '{value[:40]}': not a non-negative integer"
         )
     return int(value)
+
+
+@router.get("/{compartment_type}/{compartment_id}/{resource_type}")
+async def search_compartment(
+    request: Request, compartment_type: str, compartment_id: str, resource_type: str
+) -> Response:
+    """``GET /fhir/Patient/{id}/Observation``: search within a patient's compartment."""
+    check_type(compartment_type)
+    check_id(compartment_id)
+    check_type(resource_type)
+    path = f"{base_url(request)}/{compartment_type}/{compartment_id}/{resource_type}"
+    owner = (compartment_type, compartment_id)
+    return await _search(request, [resource_type], _pairs(request), path, owner)

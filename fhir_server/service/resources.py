@@ -13,9 +13,13 @@ import jsonpatch
 
 from fhir_server.fhir import jsonio
 from fhir_server.fhir.outcomes import FhirError, gone, not_found
+from fhir_server.search.extract import extract
+from fhir_server.search.registry import Registry
 from fhir_server.service.clock import instant, now
+from fhir_server.service.search import SearchService
 from fhir_server.service.validation import check_id, check_type, validate_resource
 from fhir_server.storage import repository as repo
+from fhir_server.storage import search_index
 from fhir_server.storage.database import Database
 from fhir_server.storage.repository import HistoryPage, NewVersion, StoredVersion
 
@@ -30,8 +34,10 @@ def new_id() -> str:
     return str(uuid.uuid4())
 
 
-def render(resource: dict[str, Any], resource_id: str, version: int, when: datetime) -> bytes:
-    """The exact bytes to store: the client's JSON with server-owned id and meta in front."""
+def stamp(
+    resource: dict[str, Any], resource_id: str, version: int, when: datetime
+) -> dict[str, Any]:
+    """The client's resource with server-owned id and meta in front, exactly as stored."""
     client_meta = resource.get("meta") or {}
     meta = {"versionId": str(version), "lastUpdated": instant(when)}
     meta.update((k, v) for k, v in client_meta.items() if k not in ("versionId", "lastUpdated"))
@@ -43,7 +49,7 @@ def render(resource: dict[str, Any], resource_id: str, version: int, when: datet
     for key, value in resource.items():
         if key not in out:
             out[key] = value
-    return jsonio.dumps(out)
+    return out
 
 
 def _check_if_match(current: StoredVersion | None, if_match: int | None, what: str) -> None:
@@ -61,9 +67,15 @@ def _check_if_match(current: StoredVersion | None, if_match: int | None, what: s
 class Unit:
     """One database transaction: every write inside commits together or not at all."""
 
-    def __init__(self, conn: Any, clock: Callable[[], datetime]) -> None:
+    def __init__(
+        self, conn: Any, clock: Callable[[], datetime], registry: Registry, search: SearchService
+    ) -> None:
         self.conn = conn
         self.clock = clock
+        self.registry = registry
+        self.search = search
+        #: SearchParameter resources written in this unit, registered once it commits.
+        self.pending_parameters: list[dict[str, Any]] = []
 
     def read(self, resource_type: str, resource_id: str) -> StoredVersion:
         check_type(resource_type)
@@ -89,14 +101,38 @@ class Unit:
             raise gone(resource_type, resource_id, version_id)
         return found
 
+    def find_one(self, resource_type: str, query: str, what: str) -> StoredVersion | None:
+        """The single match of a conditional URL; 412 when several match (spec rules)."""
+        found = self.search.matches(self.conn, resource_type, query)
+        if len(found) > 1:
+            raise FhirError(
+                412,
+                "multiple-matches",
+                f"{what}: '{resource_type}?{query[:200]}' matches more than one resource",
+            )
+        return found[0] if found else None
+
     def create_many(self, items: list[tuple[dict[str, Any], str]]) -> list[WriteResult]:
         """Create already-validated resources under the ids given, in one statement."""
         when = self.clock()
+        stamped = [stamp(res, rid, 1, when) for res, rid in items]
         new = [
-            NewVersion(res["resourceType"], rid, 1, when, "POST", render(res, rid, 1, when))
-            for res, rid in items
+            NewVersion(doc["resourceType"], doc["id"], 1, when, "POST", jsonio.dumps(doc))
+            for doc in stamped
         ]
-        return [WriteResult(s, True) for s in repo.insert_new(self.conn, new)]
+        stored = repo.insert_new(self.conn, new)
+        self._index([(s.res_pk, doc) for s, doc in zip(stored, stamped, strict=True)], fresh=True)
+        return [WriteResult(s, True) for s in stored]
+
+    def _index(self, items: list[tuple[int, dict[str, Any]]], fresh: bool) -> None:
+        """Keep the search index in step with the versions written, in the same transaction."""
+        for _, doc in items:
+            if doc["resourceType"] == "SearchParameter":
+                _check_search_parameter(self.registry, doc)
+                self.pending_parameters.append(doc)
+        search_index.write(
+            self.conn, [(pk, extract(doc, self.registry)) for pk, doc in items], fresh=fresh
+        )
 
     def create(self, resource: dict[str, Any], resource_id: str | None = None) -> WriteResult:
         return self.create_many([(resource, resource_id or new_id())])[0]
@@ -114,25 +150,22 @@ class Unit:
         _check_if_match(current, if_match, f"{resource_type}/{resource_id}")
         when = self.clock()
         if current is None:
-            new = NewVersion(
-                resource_type, resource_id, 1, when, method, render(resource, resource_id, 1, when)
-            )
+            doc = stamp(resource, resource_id, 1, when)
+            new = NewVersion(resource_type, resource_id, 1, when, method, jsonio.dumps(doc))
             try:
-                return WriteResult(repo.insert_new(self.conn, [new])[0], True)
+                stored = repo.insert_new(self.conn, [new])[0]
+                self._index([(stored.res_pk, doc)], fresh=True)
+                return WriteResult(stored, True)
             except repo.IdTaken:
                 current = repo.get_current(self.conn, resource_type, resource_id, lock=True)
                 if current is None:
                     raise
         version = current.version_id + 1
-        new = NewVersion(
-            resource_type,
-            resource_id,
-            version,
-            when,
-            method,
-            render(resource, resource_id, version, when),
-        )
-        return WriteResult(self._append(current, new), current.deleted)
+        doc = stamp(resource, resource_id, version, when)
+        new = NewVersion(resource_type, resource_id, version, when, method, jsonio.dumps(doc))
+        stored = self._append(current, new)
+        self._index([(stored.res_pk, doc)], fresh=False)
+        return WriteResult(stored, current.deleted)
 
     def patch(
         self,
@@ -167,7 +200,9 @@ class Unit:
         new = NewVersion(
             resource_type, resource_id, current.version_id + 1, self.clock(), "DELETE", None
         )
-        return self._append(current, new)
+        stored = self._append(current, new)
+        search_index.clear(self.conn, [stored.res_pk])
+        return stored
 
     def _append(self, current: StoredVersion, new: NewVersion) -> StoredVersion:
         try:
@@ -177,6 +212,16 @@ class Unit:
 
     def history(self, **kwargs: Any) -> HistoryPage:
         return repo.history(self.conn, **kwargs)
+
+
+def _check_search_parameter(registry: Registry, definition: dict[str, Any]) -> None:
+    """A custom SearchParameter must compile before it is stored (it changes indexing)."""
+    try:
+        registry.copy().add(definition)
+    except ValueError as exc:
+        raise FhirError(
+            422, "processing", f"SearchParameter cannot be used for search: {exc}"
+        ) from exc
 
 
 def apply_json_patch(document: dict[str, Any], operations: Any) -> dict[str, Any]:
@@ -200,14 +245,36 @@ def apply_json_patch(document: dict[str, Any], operations: Any) -> dict[str, Any
 class ResourceService:
     """Single interactions, each in its own transaction; ``unit()`` for several together."""
 
-    def __init__(self, db: Database, clock: Callable[[], datetime] = now) -> None:
+    def __init__(
+        self, db: Database, clock: Callable[[], datetime] = now, registry: Registry | None = None
+    ) -> None:
         self.db = db
         self.clock = clock
+        self.registry = registry or Registry.standard()
+        self.search = SearchService(db, self.registry)
 
     @contextmanager
     def unit(self, write: bool = True) -> Iterator[Unit]:
         with self.db.write() if write else self.db.read() as conn:
-            yield Unit(conn, self.clock)
+            unit = Unit(conn, self.clock, self.registry, self.search)
+            yield unit
+        for definition in unit.pending_parameters:
+            self.registry.add(definition)
+
+    def load_custom_parameters(self) -> int:
+        """Register the SearchParameter resources stored on this server (at start-up)."""
+        with self.db.read() as conn:
+            stored = repo.current_of_type(conn, "SearchParameter")
+        count = 0
+        for version in stored:
+            if version.content is None:
+                continue
+            try:
+                self.registry.add(jsonio.loads_trusted(version.content))
+                count += 1
+            except ValueError:
+                continue
+        return count
 
     def read(self, resource_type: str, resource_id: str) -> StoredVersion:
         with self.unit(write=False) as u:
@@ -217,11 +284,54 @@ class ResourceService:
         with self.unit(write=False) as u:
             return u.vread(resource_type, resource_id, version_id)
 
-    def create(self, resource_type: str, resource: Any) -> WriteResult:
+    def create(
+        self, resource_type: str, resource: Any, if_none_exist: str | None = None
+    ) -> WriteResult:
+        """Create; with ``if_none_exist`` an existing single match is returned instead."""
         check_type(resource_type)
         validate_resource(resource, resource_type)
         with self.unit() as u:
+            if if_none_exist:
+                existing = u.find_one(resource_type, if_none_exist, "Conditional create")
+                if existing is not None:
+                    return WriteResult(existing, False)
             return u.create(resource)
+
+    def conditional_update(
+        self, resource_type: str, query: str, resource: Any, if_match: int | None = None
+    ) -> WriteResult:
+        """``PUT Type?query``: update the one match, create when none, 412 when several."""
+        check_type(resource_type)
+        validate_resource(resource, resource_type)
+        with self.unit() as u:
+            existing = u.find_one(resource_type, query, "Conditional update")
+            body_id = resource.get("id")
+            if existing is None:
+                if body_id is not None:
+                    check_id(body_id)
+                return u.update(resource, body_id or new_id(), if_match)
+            if body_id is not None and body_id != existing.id:
+                raise FhirError(
+                    400, "invalid", f"Body id '{body_id}' differs from the match {existing.id}"
+                )
+            return u.update({**resource, "id": existing.id}, existing.id, if_match)
+
+    def conditional_delete(self, resource_type: str, query: str) -> StoredVersion | None:
+        """``DELETE Type?query``: delete the single match; nothing to do when none."""
+        check_type(resource_type)
+        with self.unit() as u:
+            existing = u.find_one(resource_type, query, "Conditional delete")
+            if existing is None:
+                return None
+            return u.delete(resource_type, existing.id)
+
+    def conditional_patch(self, resource_type: str, query: str, operations: Any) -> WriteResult:
+        check_type(resource_type)
+        with self.unit() as u:
+            existing = u.find_one(resource_type, query, "Conditional patch")
+            if existing is None:
+                raise FhirError(404, "not-found", f"No {resource_type} matches '{query[:200]}'")
+            return u.patch(resource_type, existing.id, operations)
 
     def update(
         self, resource_type: str, resource_id: str, resource: Any, if_match: int | None = None

@@ -260,3 +260,22 @@ def latest_seq(conn: Connection) -> int:
     return int(
         conn.execute(select(func.coalesce(func.max(resource_versions.c.seq), 0))).scalar_one()
     )
+
+
+def current_of_type(conn: Connection, resource_type: str) -> list[StoredVersion]:
+    """Every live resource of one type (for small, definitional types only)."""
+    rows = conn.execute(
+        _CURRENT.where(resources.c.res_type == resource_type, resources.c.deleted.is_(False))
+    ).all()
+    return [
+        StoredVersion(
+            r.res_type,
+            r.res_id,
+            r.version_id,
+            _utc(r.last_updated),
+            r.deleted,
+            r.content,
+            res_pk=r.res_pk,
+        )
+        for r in rows
+    ]

@@ -103,7 +103,7 @@ def test_invalid_id_in_url_is_400(client: httpx.Client) -> None:
 
 
 def test_method_not_allowed_is_405(client: httpx.Client) -> None:
-    r = client.delete("/metadata")
+    r = client.post("/Patient/some-id", json={}, headers={"Content-Type": "application/fhir+json"})
     assert r.status_code == 405
     assert issue(r)["code"] == "not-supported"
 

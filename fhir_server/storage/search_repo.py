@@ -1,0 +1,213 @@
+"""Running a search: matches in keyset-paged order, totals, and _include/_revinclude."""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import ColumnElement, Connection, and_, func, or_, select, tuple_
+
+from fhir_server.storage.repository import StoredVersion, _utc
+from fhir_server.storage.schema import resources
+from fhir_server.storage.search_query import Condition, Scope, nulls_last
+from fhir_server.storage.search_tables import idx_reference
+
+R = resources
+
+_COLUMNS = (
+    R.c.res_pk,
+    R.c.res_type,
+    R.c.res_id,
+    R.c.version_id,
+    R.c.last_updated,
+    R.c.deleted,
+    R.c.content,
+)
+
+
+@dataclass(frozen=True)
+class SortKey:
+    expr: ColumnElement[Any]
+    descending: bool
+
+
+@dataclass
+class Page:
+    rows: list[StoredVersion]
+    next_cursor: str | None
+    prev_cursor: str | None
+
+
+def _stored(row: Any) -> StoredVersion:
+    return StoredVersion(
+        row.res_type,
+        row.res_id,
+        row.version_id,
+        _utc(row.last_updated),
+        row.deleted,
+        row.content,
+        res_pk=row.res_pk,
+    )
+
+
+def scope(types: Sequence[str]) -> Scope:
+    return Scope(R, tuple(types))
+
+
+def base_conditions(types: Sequence[str]) -> list[Condition]:
+    return [R.c.res_type.in_(list(types)), R.c.deleted.is_(False)]
+
+
+def count(conn: Connection, conditions: Sequence[Condition]) -> int:
+    stmt = select(func.count()).select_from(R).where(*conditions)
+    return int(conn.execute(stmt).scalar_one())
+
+
+def _keys(sort: Sequence[SortKey]) -> list[SortKey]:
+    """Sort keys with a nulls-last flag before each, then res_pk: a total, stable order."""
+    keys: list[SortKey] = []
+    for key in sort:
+        keys.append(SortKey(nulls_last(key.expr), False))
+        keys.append(key)
+    keys.append(SortKey(R.c.res_pk, False))
+    return keys
+
+
+def _encode(values: Sequence[Any], direction: str) -> str:
+    def enc(v: Any) -> Any:
+        if isinstance(v, datetime):
+            return {"t": v.isoformat()}
+        if isinstance(v, Decimal):
+            return {"d": str(v)}
+        return v
+
+    raw = json.dumps({"v": [enc(v) for v in values], "dir": direction}, separators=(",", ":"))
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def decode_cursor(token: str) -> tuple[list[Any], str]:
+    """Values of the boundary row and the direction; ValueError when the token is not ours."""
+
+    def dec(v: Any) -> Any:
+        if isinstance(v, dict) and "t" in v:
+            return _utc(datetime.fromisoformat(v["t"]))
+        if isinstance(v, dict) and "d" in v:
+            return Decimal(v["d"])
+        return v
+
+    try:
+        padded = token + "=" * (-len(token) % 4)
+        data = json.loads(base64.urlsafe_b64decode(padded.encode()))
+        values, direction = [dec(v) for v in data["v"]], data["dir"]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ValueError("malformed paging token") from exc
+    if direction not in ("next", "prev"):
+        raise ValueError("malformed paging token")
+    return values, direction
+
+
+def _after(keys: Sequence[SortKey], values: Sequence[Any], forward: bool) -> Condition:
+    """Rows strictly after (or before) the boundary row in the keyset order."""
+    options = []
+    for i, key in enumerate(keys):
+        equal = [keys[j].expr.is_not_distinct_from(values[j]) for j in range(i)]
+        ascending = (not key.descending) == forward
+        step = key.expr > values[i] if ascending else key.expr < values[i]
+        options.append(and_(*equal, step))
+    return or_(*options)
+
+
+def page(
+    conn: Connection,
+    conditions: Sequence[Condition],
+    sort: Sequence[SortKey],
+    count_: int,
+    cursor: str | None,
+) -> Page:
+    """One page in keyset order: writes by others never shift it (inserts land in order)."""
+    keys = _keys(sort)
+    labeled = [k.expr.label(f"k{i}") for i, k in enumerate(keys)]
+    forward = True
+    where = list(conditions)
+    if cursor:
+        values, direction = decode_cursor(cursor)
+        if len(values) != len(keys):
+            raise ValueError("paging token does not fit this search")
+        forward = direction == "next"
+        where.append(_after(keys, values, forward))
+    order = [k.expr.asc() if (not k.descending) == forward else k.expr.desc() for k in keys]
+    stmt = select(*_COLUMNS, *labeled).where(*where).order_by(*order).limit(count_ + 1)
+    rows = list(conn.execute(stmt).all())
+    more = len(rows) > count_
+    rows = rows[:count_]
+    if not forward:
+        rows.reverse()
+    stored = [_stored(r) for r in rows]
+
+    def boundary(row: Any) -> list[Any]:
+        return [getattr(row, f"k{i}") for i in range(len(keys))]
+
+    has_next = more if forward else bool(cursor)
+    has_prev = (bool(cursor) if forward else more) and bool(rows)
+    next_cursor = _encode(boundary(rows[-1]), "next") if has_next and rows else None
+    prev_cursor = _encode(boundary(rows[0]), "prev") if has_prev else None
+    return Page(stored, next_cursor, prev_cursor)
+
+
+def included(
+    conn: Connection,
+    sources: Sequence[StoredVersion],
+    params: Sequence[str] | None,
+    target_type: str | None,
+    source_types: Sequence[str],
+) -> list[StoredVersion]:
+    """Resources referenced by ``sources`` through ``params`` (None: every reference param)."""
+    if not sources:
+        return []
+    ref = idx_reference
+    target = R.alias()
+    conds: list[Condition] = [
+        ref.c.res_pk.in_([s.res_pk for s in sources]),
+        ref.c.res_type.in_(source_types),
+    ]
+    if params is not None:
+        conds.append(ref.c.param.in_(params))
+    if target_type:
+        conds.append(ref.c.target_type == target_type)
+    stmt = (
+        select(*(target.c[c.name] for c in _COLUMNS))
+        .distinct()
+        .join(ref, and_(target.c.res_type == ref.c.target_type, target.c.res_id == ref.c.target_id))
+        .where(*conds, target.c.deleted.is_(False))
+    )
+    return [_stored(r) for r in conn.execute(stmt).all()]
+
+
+def rev_included(
+    conn: Connection,
+    targets: Sequence[StoredVersion],
+    source_type: str,
+    params: Sequence[str] | None,
+) -> list[StoredVersion]:
+    """Resources of ``source_type`` that reference any of ``targets`` through ``params``."""
+    if not targets:
+        return []
+    ref = idx_reference
+    conds: list[Condition] = [
+        ref.c.res_type == source_type,
+        tuple_(ref.c.target_type, ref.c.target_id).in_([(t.resource_type, t.id) for t in targets]),
+    ]
+    if params is not None:
+        conds.append(ref.c.param.in_(params))
+    stmt = (
+        select(*_COLUMNS)
+        .distinct()
+        .join(ref, ref.c.res_pk == R.c.res_pk)
+        .where(*conds, R.c.deleted.is_(False))
+    )
+    return [_stored(r) for r in conn.execute(stmt).all()]
