@@ -8,7 +8,6 @@ from pathlib import Path
 import httpx
 
 from fhir_server.storage import migrate
-
 from tests.conftest import IVZ, LiveServer
 
 
