@@ -11,6 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
 
 from fhir_server.api import rest
 from fhir_server.api.metadata import capability_statement
@@ -58,7 +59,8 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     )
     app.state.settings = settings
     app.state.capabilities = capability_statement(settings.public_base_url or settings.base_path)
-    app.include_router(rest.router, prefix=settings.base_path)
+    for path, method, endpoint in rest.ROUTES:
+        app.router.routes.append(Route(settings.base_path + path, endpoint, methods=[method]))
     _install_error_handlers(app)
 
     @app.get("/healthz", include_in_schema=False)

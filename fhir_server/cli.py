@@ -37,6 +37,9 @@ def serve(
     database_url: DatabaseUrl = None,
     workers: Annotated[int, typer.Option(help="uvicorn worker processes")] = 1,
     demo: Annotated[bool, typer.Option("--demo", help="Load the demo referral on start")] = False,
+    access_log: Annotated[
+        bool, typer.Option("--access-log", help="Log every request (also IVZ_ACCESS_LOG)")
+    ] = False,
 ) -> None:
     """Serve the FHIR API at http://HOST:PORT/fhir (upgrades the database schema first)."""
     import uvicorn
@@ -53,6 +56,7 @@ def serve(
         port=port,
         workers=workers,
         log_level=settings.log_level.lower(),
+        access_log=access_log or settings.access_log,
         proxy_headers=True,
     )
 

@@ -22,7 +22,9 @@ class Settings(BaseSettings):
     default_page_size: int = 20
     max_page_size: int = 1000
     max_bundle_entries: int = 10_000
-    db_pool_size: int = 10
+    #: With as many overflow connections: 40, the worker thread limit, so none waits.
+    db_pool_size: int = 20
+    access_log: bool = False
     log_level: str = "INFO"
     log_json: bool = False
     demo_data: bool = False

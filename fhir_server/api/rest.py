@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
 from urllib.parse import parse_qsl
 
-from fastapi import APIRouter
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
@@ -31,7 +31,25 @@ from fhir_server.service.transaction import process
 from fhir_server.service.validation import check_id, check_type
 from fhir_server.storage.repository import StoredVersion
 
-router = APIRouter()
+#: (path below the FHIR base, method, endpoint): plain Starlette routes, composed in create_app.
+#: FastAPI's parameter machinery would cost more than the whole read path; these endpoints
+#: take the Request only.
+Endpoint = Callable[..., Awaitable[Response]]
+ROUTES: list[tuple[str, str, Callable[[Request], Awaitable[Response]]]] = []
+
+
+def route(path: str, method: str) -> Callable[[Endpoint], Endpoint]:
+    """Register ``fn(request, **path_params)`` for one method and path."""
+
+    def register(fn: Endpoint) -> Endpoint:
+        async def endpoint(request: Request) -> Response:
+            return await fn(request, **request.path_params)
+
+        endpoint.__name__ = fn.__name__
+        ROUTES.append((path, method, endpoint))
+        return fn
+
+    return register
 
 
 def _service(request: Request) -> ResourceService:
@@ -40,11 +58,16 @@ def _service(request: Request) -> ResourceService:
 
 
 def base_url(request: Request) -> str:
-    configured: str = request.app.state.settings.public_base_url
+    """The FHIR base as the client addressed it (or as configured behind a proxy)."""
+    settings = request.app.state.settings
+    configured: str = settings.public_base_url
+    base_path: str = settings.base_path
     if configured:
         return configured.rstrip("/")
-    base_path: str = request.app.state.settings.base_path
-    return str(request.base_url).rstrip("/") + base_path
+    host = request.headers.get("host")
+    if host is None:
+        return str(request.base_url).rstrip("/") + base_path
+    return f"{request.scope.get('scheme', 'http')}://{host}{base_path}"
 
 
 def _limit(request: Request) -> int:
@@ -108,7 +131,7 @@ async def _resource_from_body(request: Request) -> Any:
 # --- system level -----------------------------------------------------------------------------
 
 
-@router.get("/metadata")
+@route("/metadata", "GET")
 async def capabilities(request: Request) -> Response:
     view = view_of(request)
     statement = dict(request.app.state.capabilities)
@@ -116,8 +139,8 @@ async def capabilities(request: Request) -> Response:
     return respond(statement, view)
 
 
-@router.post("")
-@router.post("/")
+@route("", "POST")
+@route("/", "POST")
 async def batch_or_transaction(request: Request) -> Response:
     view = view_of(request)
     bundle = await _resource_from_body(request)
@@ -131,13 +154,13 @@ async def batch_or_transaction(request: Request) -> Response:
     )
 
 
-@router.get("/_history")
+@route("/_history", "GET")
 async def history_system(request: Request) -> Response:
     return await _history(request, None, None)
 
 
-@router.get("")
-@router.get("/")
+@route("", "GET")
+@route("/", "GET")
 async def search_system(request: Request) -> Response:
     """``GET /fhir?_type=A,B&…``: search across types (common parameters only)."""
     types_param = request.query_params.get("_type")
@@ -178,14 +201,14 @@ async def _search(
     return respond(bundle, view)
 
 
-@router.get("/{resource_type}")
+@route("/{resource_type}", "GET")
 async def search_type(request: Request, resource_type: str) -> Response:
     check_type(resource_type)
     path = f"{base_url(request)}/{resource_type}"
     return await _search(request, [resource_type], _pairs(request), path)
 
 
-@router.post("/{resource_type}/_search")
+@route("/{resource_type}/_search", "POST")
 async def search_form(request: Request, resource_type: str) -> Response:
     """``POST Type/_search`` with form-encoded parameters (added to any in the URL)."""
     check_type(resource_type)
@@ -201,7 +224,7 @@ async def search_form(request: Request, resource_type: str) -> Response:
 # --- type level ---------------------------------------------------------------------------------
 
 
-@router.post("/{resource_type}")
+@route("/{resource_type}", "POST")
 async def create(request: Request, resource_type: str) -> Response:
     check_type(resource_type)
     view = view_of(request)
@@ -211,7 +234,7 @@ async def create(request: Request, resource_type: str) -> Response:
     return _written(request, result, view)
 
 
-@router.put("/{resource_type}")
+@route("/{resource_type}", "PUT")
 async def conditional_update(request: Request, resource_type: str) -> Response:
     check_type(resource_type)
     view = view_of(request)
@@ -224,7 +247,7 @@ async def conditional_update(request: Request, resource_type: str) -> Response:
     return _written(request, result, view)
 
 
-@router.delete("/{resource_type}")
+@route("/{resource_type}", "DELETE")
 async def conditional_delete(request: Request, resource_type: str) -> Response:
     check_type(resource_type)
     query = _condition(request)
@@ -235,7 +258,7 @@ async def conditional_delete(request: Request, resource_type: str) -> Response:
     return respond(information(message), view_of(request), 200, {"ETag": etag(deleted.version_id)})
 
 
-@router.patch("/{resource_type}")
+@route("/{resource_type}", "PATCH")
 async def conditional_patch(request: Request, resource_type: str) -> Response:
     check_type(resource_type)
     view = view_of(request)
@@ -265,7 +288,7 @@ async def _patch_body(request: Request) -> Any:
     return jsonio.loads(await read_body(request, _limit(request)))
 
 
-@router.get("/{resource_type}/_history")
+@route("/{resource_type}/_history", "GET")
 async def history_type(request: Request, resource_type: str) -> Response:
     check_type(resource_type)
     return await _history(request, resource_type, None)
@@ -274,14 +297,14 @@ async def history_type(request: Request, resource_type: str) -> Response:
 # --- instance level -----------------------------------------------------------------------------
 
 
-@router.get("/{resource_type}/{resource_id}")
+@route("/{resource_type}/{resource_id}", "GET")
 async def read(request: Request, resource_type: str, resource_id: str) -> Response:
     check_id(resource_id)
     stored = await run_in_threadpool(_service(request).read, resource_type, resource_id)
     return _show(request, stored)
 
 
-@router.put("/{resource_type}/{resource_id}")
+@route("/{resource_type}/{resource_id}", "PUT")
 async def update(request: Request, resource_type: str, resource_id: str) -> Response:
     check_type(resource_type)
     check_id(resource_id)
@@ -294,7 +317,7 @@ async def update(request: Request, resource_type: str, resource_id: str) -> Resp
     return _written(request, result, view)
 
 
-@router.patch("/{resource_type}/{resource_id}")
+@route("/{resource_type}/{resource_id}", "PATCH")
 async def patch(request: Request, resource_type: str, resource_id: str) -> Response:
     check_type(resource_type)
     check_id(resource_id)
@@ -307,7 +330,7 @@ async def patch(request: Request, resource_type: str, resource_id: str) -> Respo
     return _written(request, result, view)
 
 
-@router.delete("/{resource_type}/{resource_id}")
+@route("/{resource_type}/{resource_id}", "DELETE")
 async def delete(request: Request, resource_type: str, resource_id: str) -> Response:
     check_type(resource_type)
     if_match = parse_etag(request.headers.get("if-match"), "If-Match")
@@ -325,7 +348,7 @@ async def delete(request: Request, resource_type: str, resource_id: str) -> Resp
     return Response(status_code=204, headers=headers)
 
 
-@router.get("/{resource_type}/{resource_id}/_history")
+@route("/{resource_type}/{resource_id}/_history", "GET")
 async def history_instance(request: Request, resource_type: str, resource_id: str) -> Response:
     check_type(resource_type)
     check_id(resource_id)
@@ -342,7 +365,7 @@ def _exists(service: ResourceService, resource_type: str, resource_id: str) -> N
             raise
 
 
-@router.get("/{resource_type}/{resource_id}/_history/{version_id}")
+@route("/{resource_type}/{resource_id}/_history/{version_id}", "GET")
 async def vread(
     request: Request, resource_type: str, resource_id: str, version_id: str
 ) -> Response:
@@ -397,7 +420,7 @@ def _int_param(value: str | None, name: str, default: int) -> int:
     return int(value)
 
 
-@router.get("/{compartment_type}/{compartment_id}/{resource_type}")
+@route("/{compartment_type}/{compartment_id}/{resource_type}", "GET")
 async def search_compartment(
     request: Request, compartment_type: str, compartment_id: str, resource_type: str
 ) -> Response:

@@ -254,8 +254,9 @@ class ResourceService:
         self.search = SearchService(db, self.registry)
 
     @contextmanager
-    def unit(self, write: bool = True) -> Iterator[Unit]:
-        with self.db.write() if write else self.db.read() as conn:
+    def unit(self, write: bool = True, single: bool = False) -> Iterator[Unit]:
+        """A transaction; ``single`` marks a read of one statement (no BEGIN/COMMIT)."""
+        with self.db.write() if write else self.db.read(single) as conn:
             unit = Unit(conn, self.clock, self.registry, self.search)
             yield unit
         for definition in unit.pending_parameters:
@@ -277,7 +278,8 @@ class ResourceService:
         return count
 
     def read(self, resource_type: str, resource_id: str) -> StoredVersion:
-        with self.unit(write=False) as u:
+        check_type(resource_type)
+        with self.unit(write=False, single=True) as u:
             return u.read(resource_type, resource_id)
 
     def vread(self, resource_type: str, resource_id: str, version_id: int) -> StoredVersion:

@@ -40,9 +40,14 @@ class Database:
                 yield conn
 
     @contextmanager
-    def read(self) -> Iterator[Connection]:
-        with self.engine.connect() as conn, conn.begin():
-            yield conn
+    def read(self, single: bool = False) -> Iterator[Connection]:
+        """A read-only snapshot; ``single`` for one statement (no BEGIN/COMMIT round trips)."""
+        with self.engine.connect() as conn:
+            if single:
+                yield conn.execution_options(isolation_level="AUTOCOMMIT")
+                return
+            with conn.begin():
+                yield conn
 
     def dispose(self) -> None:
         self.engine.dispose()
@@ -54,11 +59,12 @@ def _create(url: str, pool_size: int, schema: str | None) -> Engine:
     connect_args: dict[str, Any] = {}
     if schema:
         connect_args["options"] = f"-csearch_path={schema}"
+    # No pre-ping: it costs a round trip per request; stale connections are recycled instead.
     return create_engine(
         url,
         pool_size=pool_size,
-        max_overflow=pool_size * 2,
-        pool_pre_ping=True,
+        max_overflow=pool_size,
+        pool_recycle=1800,
         connect_args=connect_args,
     )
 
@@ -79,7 +85,9 @@ def _sqlite_engine(url: str) -> Engine:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Connection) -> None:
-        write = conn.get_execution_options().get("ivz_write", False)
-        conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+        options = conn.get_execution_options()
+        if options.get("isolation_level") == "AUTOCOMMIT":
+            return
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if options.get("ivz_write") else "BEGIN")
 
     return engine
