@@ -153,7 +153,7 @@ class Unit:
             doc = stamp(resource, resource_id, 1, when)
             new = NewVersion(resource_type, resource_id, 1, when, method, jsonio.dumps(doc))
             try:
-                stored = repo.insert_new(self.conn, [new])[0]
+                stored = repo.insert_new(self.conn, [new], may_exist=True)[0]
                 self._index([(stored.res_pk, doc)], fresh=True)
                 return WriteResult(stored, True)
             except repo.IdTaken:

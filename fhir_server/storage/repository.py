@@ -5,10 +5,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import Connection, and_, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
+from fhir_server.storage.bulk import COPY_THRESHOLD, next_keys, write_rows
 from fhir_server.storage.schema import resource_versions, resources
 
 
@@ -125,8 +127,12 @@ class NewVersion:
         return self.content is None
 
 
-def insert_new(conn: Connection, items: Sequence[NewVersion]) -> list[StoredVersion]:
-    """Create resources that do not exist yet (version 1), many rows per statement."""
+def insert_new(
+    conn: Connection, items: Sequence[NewVersion], may_exist: bool = False
+) -> list[StoredVersion]:
+    """Create resources (version 1). ``may_exist`` (a client-chosen id) guards the insert with a
+    savepoint so that a concurrent creator turns it into :class:`IdTaken`, not an aborted
+    transaction; server-assigned UUIDs cannot collide and skip that round trip."""
     if not items:
         return []
     rows = [
@@ -141,22 +147,24 @@ def insert_new(conn: Connection, items: Sequence[NewVersion]) -> list[StoredVers
         for v in items
     ]
     try:
-        with conn.begin_nested() if len(items) == 1 else _no_savepoint():
-            stmt = insert(resources).returning(resources.c.res_pk, sort_by_parameter_order=True)
-            result = conn.execute(stmt, rows)
-            pks = [r.res_pk for r in result]
+        if may_exist:
+            with conn.begin_nested():
+                pks = _insert_current(conn, rows)
+        else:
+            pks = _insert_current(conn, rows)
     except IntegrityError as exc:
         raise IdTaken(str(exc.orig)) from exc
     _append_history(conn, items, pks)
     return [_stored(v, pk) for v, pk in zip(items, pks, strict=True)]
 
 
-class _no_savepoint:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: object) -> None:
-        return None
+def _insert_current(conn: Connection, rows: list[dict[str, Any]]) -> list[int]:
+    if conn.dialect.name == "postgresql" and len(rows) >= COPY_THRESHOLD:
+        pks = next_keys(conn, "resources", "res_pk", len(rows))
+        write_rows(conn, resources, [{"res_pk": pk, **r} for pk, r in zip(pks, rows, strict=True)])
+        return pks
+    stmt = insert(resources).returning(resources.c.res_pk, sort_by_parameter_order=True)
+    return [r.res_pk for r in conn.execute(stmt, rows)]
 
 
 def append_version(conn: Connection, current: StoredVersion, new: NewVersion) -> StoredVersion:
@@ -183,8 +191,9 @@ def append_version(conn: Connection, current: StoredVersion, new: NewVersion) ->
 
 
 def _append_history(conn: Connection, items: Sequence[NewVersion], pks: Sequence[int]) -> None:
-    conn.execute(
-        insert(resource_versions),
+    write_rows(
+        conn,
+        resource_versions,
         [
             {
                 "res_pk": pk,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, delete, insert
+from sqlalchemy import Connection, delete
 
 from fhir_server.search.extract import (
     CompositeValue,
@@ -17,6 +17,7 @@ from fhir_server.search.extract import (
     StringValue,
     TokenValue,
 )
+from fhir_server.storage.bulk import write_rows
 from fhir_server.storage.search_tables import (
     INDEX_TABLES,
     STRING_LEN,
@@ -177,8 +178,7 @@ def write(conn: Connection, items: Iterable[tuple[int, IndexValues]], fresh: boo
         for name, rows in rows_by_table(pk, values).items():
             batch[name].extend(rows)
     for name, rows in batch.items():
-        if rows:
-            conn.execute(insert(_TABLES[name]), rows)
+        write_rows(conn, _TABLES[name], rows)
 
 
 __all__ = ["clear", "rows_by_table", "write"]
