@@ -76,6 +76,9 @@ def response_bundle(
                 "total": len(r.history),
                 "entry": [history_entry(v, base, view) for v in r.history],
             }
+        if r.search is not None:
+            path = base
+            entry["resource"] = searchset(r.search, path, [], base, view)
         if r.outcome is not None:
             response["outcome"] = r.outcome
         entry["response"] = response

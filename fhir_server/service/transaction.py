@@ -8,11 +8,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
 from fhir_server.fhir.outcomes import FhirError, Issue, operation_outcome
 from fhir_server.fhir.schema import validate_structure
 from fhir_server.service.resources import ResourceService, Unit, WriteResult, new_id
+from fhir_server.service.search import SearchResult
 from fhir_server.service.validation import check_id, check_type, validate_resource
 from fhir_server.storage.repository import StoredVersion
 
@@ -37,6 +38,10 @@ class Entry:
     if_match: int | None
     if_none_match: str | None
     assigned_id: str | None = None
+    #: Search criteria of a conditional PUT/PATCH/DELETE url or of ifNoneExist (POST).
+    condition: str | None = None
+    #: Set when a conditional create found its match: nothing is created.
+    existing: StoredVersion | None = None
 
 
 @dataclass
@@ -49,6 +54,8 @@ class EntryResult:
     outcome: dict[str, Any] | None = None
     #: A read (GET entry): the resource is always returned, whatever Prefer says.
     read: bool = False
+    #: A search (GET entry with criteria): returned as a searchset Bundle.
+    search: SearchResult | None = None
 
     @property
     def status_line(self) -> str:
@@ -160,18 +167,14 @@ def parse_entries(bundle: Any, max_entries: int = 10_000) -> tuple[str, list[Ent
         if not method or not url:
             raise FhirError(400, "required", f"Bundle.entry[{index}].request needs method and url")
         rtype, rid, version, history, query = _parse_request_url(url, index)
-        if query and method in ("POST", "PUT", "PATCH", "DELETE"):
+        if query and method == "POST":
             raise FhirError(
                 400,
-                "not-supported",
-                f"Bundle.entry[{index}]: conditional {method} ('{url[:80]}') is not supported yet",
+                "invalid",
+                f"Bundle.entry[{index}]: POST url takes no query; "
+                "use ifNoneExist for a conditional create",
             )
-        if request.get("ifNoneExist"):
-            raise FhirError(
-                400,
-                "not-supported",
-                f"Bundle.entry[{index}]: conditional create (ifNoneExist) is not supported yet",
-            )
+        condition = query or request.get("ifNoneExist") or None
         entries.append(
             Entry(
                 index,
@@ -184,6 +187,7 @@ def parse_entries(bundle: Any, max_entries: int = 10_000) -> tuple[str, list[Ent
                 raw.get("fullUrl"),
                 _parse_etag(request.get("ifMatch"), index),
                 request.get("ifNoneMatch"),
+                condition=condition,
             )
         )
     return kind, entries
@@ -199,9 +203,15 @@ def _check_entry(entry: Entry) -> None:
         validate_resource(entry.resource, entry.resource_type)
     if entry.method == "POST" and entry.resource_id is not None:
         raise FhirError(400, "invalid", "POST url must be the resource type only")
-    if entry.method in ("PUT", "PATCH", "DELETE") and entry.resource_id is None:
-        raise FhirError(400, "invalid", f"{entry.method} url must name a resource id")
-    if entry.method == "PUT":
+    if (
+        entry.method in ("PUT", "PATCH", "DELETE")
+        and entry.resource_id is None
+        and (not entry.condition)
+    ):
+        raise FhirError(
+            400, "invalid", f"{entry.method} url must name a resource id or search criteria"
+        )
+    if entry.method == "PUT" and entry.resource_id is not None:
         body_id = entry.resource.get("id")
         if body_id is not None and body_id != entry.resource_id:
             raise FhirError(400, "invalid", f"resource id '{body_id}' does not match url id")
@@ -225,23 +235,12 @@ def _patch_operations(resource: Any) -> Any:
         return None
 
 
-def _rewrite(value: Any, mapping: dict[str, str]) -> Any:
-    """Replace every string that is a bundle-local fullUrl by the resource's new Type/id."""
-    if isinstance(value, str):
-        return mapping.get(value, value)
-    if isinstance(value, dict):
-        return {k: _rewrite(v, mapping) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_rewrite(v, mapping) for v in value]
-    return value
-
-
 def _assign_ids(entries: list[Entry], base_url: str) -> dict[str, str]:
     mapping: dict[str, str] = {}
     seen: dict[tuple[str, str], int] = {}
     for e in entries:
         if e.method == "POST":
-            e.assigned_id = new_id()
+            e.assigned_id = e.existing.id if e.existing is not None else new_id()
         target_id = e.assigned_id or e.resource_id
         if target_id and e.method in ("POST", "PUT", "DELETE", "PATCH"):
             key = (e.resource_type, target_id)
@@ -265,10 +264,66 @@ def _assign_ids(entries: list[Entry], base_url: str) -> dict[str, str]:
     return mapping
 
 
+def _resolve_condition(unit: Unit, e: Entry) -> None:
+    """Turn a conditional entry into a plain one (spec: 0, 1 or many matches)."""
+    if not e.condition or e.resource_id is not None or e.method in ("GET", "HEAD"):
+        return
+    what = f"Conditional {'create' if e.method == 'POST' else e.method.lower()}"
+    match = unit.find_one(e.resource_type, e.condition, what)
+    if e.method == "POST":
+        e.existing = match
+    elif match is not None:
+        e.resource_id = match.id
+    elif e.method == "PUT":
+        body_id = e.resource.get("id") if isinstance(e.resource, dict) else None
+        e.resource_id = body_id or new_id()
+    elif e.method == "PATCH":
+        raise FhirError(404, "not-found", f"No {e.resource_type} matches '{e.condition[:200]}'")
+
+
+def _resolve_references(unit: Unit, value: Any, mapping: dict[str, str]) -> Any:
+    """Rewrite bundle-local fullUrls and resolve conditional references ``Type?criteria``."""
+    if isinstance(value, dict):
+        out = {}
+        for key, item in value.items():
+            if key == "reference" and isinstance(item, str) and _is_conditional(item):
+                out[key] = _conditional_reference(unit, item, mapping)
+            else:
+                out[key] = _resolve_references(unit, item, mapping)
+        return out
+    if isinstance(value, list):
+        return [_resolve_references(unit, v, mapping) for v in value]
+    if isinstance(value, str):
+        return mapping.get(value, value)
+    return value
+
+
+def _is_conditional(reference: str) -> bool:
+    head, sep, _ = reference.partition("?")
+    return bool(sep) and head[:1].isupper() and "/" not in head
+
+
+def _conditional_reference(unit: Unit, reference: str, cache: dict[str, str]) -> str:
+    if reference in cache:
+        return cache[reference]
+    rtype, _, query = reference.partition("?")
+    found = unit.search.matches(unit.conn, rtype, query)
+    if len(found) != 1:
+        how = "no resource" if not found else "more than one resource"
+        raise FhirError(
+            412,
+            "multiple-matches" if found else "not-found",
+            f"Conditional reference '{reference[:200]}' matches {how}",
+        )
+    cache[reference] = f"{rtype}/{found[0].id}"
+    return cache[reference]
+
+
 def _run(unit: Unit, entry: Entry) -> EntryResult:
     rtype, rid = entry.resource_type, entry.resource_id
     if entry.method == "DELETE":
-        assert rid is not None
+        if rid is None:  # conditional delete without a match
+            return EntryResult(204)
         try:
             deleted = unit.delete(rtype, rid, entry.if_match)
         except FhirError as exc:
@@ -286,7 +341,9 @@ def _run(unit: Unit, entry: Entry) -> EntryResult:
         return _written(unit.patch(rtype, rid, _patch_operations(entry.resource), entry.if_match))
     if entry.method in ("GET", "HEAD"):
         if rid is None:
-            raise FhirError(400, "not-supported", "search inside a Bundle is not supported yet")
+            pairs = parse_qsl(entry.condition or "", keep_blank_values=True)
+            found = unit.search.search([rtype], pairs, conn=unit.conn)
+            return EntryResult(200, search=found)
         if entry.history:
             page = unit.history(resource_type=rtype, resource_id=rid, count=100)
             return EntryResult(200, history=page.entries)
@@ -302,8 +359,13 @@ def _written(result: WriteResult) -> EntryResult:
 
 
 def _create_all(unit: Unit, entries: list[Entry]) -> list[EntryResult]:
-    items = [(e.resource, e.assigned_id or new_id()) for e in entries]
-    return [_written(r) for r in unit.create_many(items)]
+    """Create every POST entry in one statement; conditional creates with a match return it."""
+    fresh = [e for e in entries if e.existing is None]
+    created = iter(unit.create_many([(e.resource, e.assigned_id or new_id()) for e in fresh]))
+    return [
+        EntryResult(200, e.existing) if e.existing is not None else _written(next(created))
+        for e in entries
+    ]
 
 
 def process(
@@ -324,14 +386,21 @@ def _transaction(
             _check_entry(e)
         except FhirError as exc:
             raise _entry_error(e.index, exc) from exc
-    mapping = _assign_ids(entries, base_url)
-    if mapping:
-        for e in entries:
-            if e.method in ("POST", "PUT") and e.resource is not None:
-                e.resource = _rewrite(e.resource, mapping)
     results: dict[int, EntryResult] = {}
     ordered = sorted(entries, key=lambda e: (_ORDER.get(e.method, 9), e.index))
     with service.unit() as unit:
+        for e in entries:
+            try:
+                _resolve_condition(unit, e)
+            except FhirError as exc:
+                raise _entry_error(e.index, exc) from exc
+        mapping = _assign_ids(entries, base_url)
+        for e in entries:
+            if e.method in ("POST", "PUT") and e.resource is not None:
+                try:
+                    e.resource = _resolve_references(unit, e.resource, mapping)
+                except FhirError as exc:
+                    raise _entry_error(e.index, exc) from exc
         posts = [e for e in ordered if e.method == "POST"]
         for e in ordered:
             if e.method == "POST":
@@ -362,20 +431,26 @@ def _batch(service: ResourceService, entries: list[Entry], base_url: str) -> lis
             valid.append(e)
         except FhirError as exc:
             results[e.index] = _failed(e.index, exc)
-    for e in valid:
-        if e.method == "POST":
-            e.assigned_id = new_id()
     for e in sorted(valid, key=lambda e: (_ORDER.get(e.method, 9), e.index)):
         try:
             with service.unit(write=e.method not in ("GET", "HEAD")) as unit:
-                results[e.index] = (
-                    _written(unit.create(e.resource, e.assigned_id))
-                    if e.method == "POST"
-                    else _run(unit, e)
-                )
+                results[e.index] = _run_alone(unit, e)
         except FhirError as exc:
             results[e.index] = _failed(e.index, exc)
     return [results[e.index] for e in entries]
+
+
+def _run_alone(unit: Unit, e: Entry) -> EntryResult:
+    """A batch entry in its own transaction (batch entries may not refer to each other)."""
+    _resolve_condition(unit, e)
+    if e.method == "POST":
+        if e.existing is not None:
+            return EntryResult(200, e.existing)
+        resource = _resolve_references(unit, e.resource, {})
+        return _written(unit.create(resource, new_id()))
+    if e.method == "PUT":
+        e.resource = _resolve_references(unit, e.resource, {})
+    return _run(unit, e)
 
 
 def _failed(index: int, exc: FhirError) -> EntryResult:

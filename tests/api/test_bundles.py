@@ -196,3 +196,126 @@ def test_transaction_as_xml(client: httpx.Client) -> None:
     obs = client.get(f"/{obs_loc}").json()
     assert obs["subject"]["reference"].startswith("Patient/")
     assert obs["valueInteger"] == 7
+
+
+def _kvnr_patient(kvnr: str) -> dict[str, Any]:
+    return patient(identifier=[{"system": "http://fhir.de/sid/gkv/kvid-10", "value": kvnr}])
+
+
+def _kvnr() -> str:
+    return "A" + unique_id()[-9:]
+
+
+def test_transaction_conditional_create_reuses_the_match(client: httpx.Client) -> None:
+    kvnr = _kvnr()
+    entry = {
+        "fullUrl": "urn:uuid:pat",
+        "resource": _kvnr_patient(kvnr),
+        "request": {
+            "method": "POST",
+            "url": "Patient",
+            "ifNoneExist": f"identifier=http://fhir.de/sid/gkv/kvid-10|{kvnr}",
+        },
+    }
+    cond = {
+        "resource": {
+            "resourceType": "Condition",
+            "subject": {"reference": "urn:uuid:pat"},
+            "code": {"text": "Lumbago"},
+        },
+        "request": {"method": "POST", "url": "Condition"},
+    }
+    first = _post(client, _bundle("transaction", [entry, cond])).json()
+    second = _post(client, _bundle("transaction", [entry, cond])).json()
+    assert first["entry"][0]["response"]["status"] == "201 Created"
+    assert second["entry"][0]["response"]["status"] == "200 OK"
+    pat = first["entry"][0]["response"]["location"].split("/_history")[0]
+    assert second["entry"][0]["response"]["location"].split("/_history")[0] == pat
+    cond_loc = second["entry"][1]["response"]["location"].split("/_history")[0]
+    assert client.get(f"/{cond_loc}").json()["subject"]["reference"] == pat
+    found = client.get("/Patient", params={"identifier": f"http://fhir.de/sid/gkv/kvid-10|{kvnr}"})
+    assert found.json()["total"] == 1
+
+
+def test_transaction_resolves_conditional_references(client: httpx.Client) -> None:
+    kvnr = _kvnr()
+    pid = create(client, _kvnr_patient(kvnr)).json()["id"]
+    obs = {
+        "resourceType": "Observation",
+        "status": "final",
+        "code": {"text": "NRS"},
+        "subject": {"reference": f"Patient?identifier=http://fhir.de/sid/gkv/kvid-10|{kvnr}"},
+        "valueInteger": 6,
+    }
+    r = _post(
+        client,
+        _bundle(
+            "transaction", [{"resource": obs, "request": {"method": "POST", "url": "Observation"}}]
+        ),
+    )
+    assert r.status_code == 200, r.text
+    loc = r.json()["entry"][0]["response"]["location"].split("/_history")[0]
+    assert client.get(f"/{loc}").json()["subject"]["reference"] == f"Patient/{pid}"
+
+
+def test_transaction_conditional_reference_without_match_fails_whole(
+    client: httpx.Client,
+) -> None:
+    obs = {
+        "resourceType": "Observation",
+        "status": "final",
+        "code": {"text": "NRS"},
+        "subject": {"reference": f"Patient?identifier=urn:none|{unique_id()}"},
+    }
+    r = _post(
+        client,
+        _bundle(
+            "transaction", [{"resource": obs, "request": {"method": "POST", "url": "Observation"}}]
+        ),
+    )
+    assert r.status_code == 412
+    assert "matches no resource" in issue(r)["diagnostics"]
+
+
+def test_transaction_conditional_update_and_delete(client: httpx.Client) -> None:
+    kvnr = _kvnr()
+    query = f"Patient?identifier=http://fhir.de/sid/gkv/kvid-10|{kvnr}"
+    body = _kvnr_patient(kvnr)
+    r = _post(
+        client,
+        _bundle("transaction", [{"resource": body, "request": {"method": "PUT", "url": query}}]),
+    )
+    assert r.json()["entry"][0]["response"]["status"] == "201 Created"
+    body["gender"] = "male"
+    r = _post(
+        client,
+        _bundle("transaction", [{"resource": body, "request": {"method": "PUT", "url": query}}]),
+    )
+    assert r.json()["entry"][0]["response"]["status"] == "200 OK"
+    loc = r.json()["entry"][0]["response"]["location"]
+    assert loc.endswith("/_history/2")
+    r = _post(client, _bundle("transaction", [{"request": {"method": "DELETE", "url": query}}]))
+    assert r.status_code == 200, r.text
+    assert client.get(f"/{loc.split('/_history')[0]}").status_code == 410
+
+
+def test_batch_search_entry_returns_a_searchset(client: httpx.Client) -> None:
+    kvnr = _kvnr()
+    create(client, _kvnr_patient(kvnr))
+    r = _post(
+        client,
+        _bundle(
+            "batch",
+            [
+                {
+                    "request": {
+                        "method": "GET",
+                        "url": f"Patient?identifier=http://fhir.de/sid/gkv/kvid-10|{kvnr}",
+                    }
+                }
+            ],
+        ),
+    )
+    inner = r.json()["entry"][0]["resource"]
+    assert inner["type"] == "searchset"
+    assert inner["total"] == 1
