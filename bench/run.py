@@ -328,7 +328,7 @@ def header(config: Config, where: Store, load_before: float) -> str:
             f"ivz-bridge benchmark, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {where.describe}",
             f"machine:  {cores} cores, {platform.system()} {platform.machine()}, "
             f"Python {platform.python_version()}, "
-            f"uvicorn {uvicorn.__version__} (1 worker, log {_LOG_LEVEL})",
+            f"uvicorn {uvicorn.__version__} ({servers.WORKERS} worker(s) each, log {_LOG_LEVEL})",
             f"          load average {load_before:.2f} at start: other processes skew every figure",
             f"load:     {_loadgen_version()}, own process, {config.connections} connections "
             f"({config.tx_connections} for transactions)",

@@ -42,11 +42,26 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+#: uvicorn worker processes for both servers (IVZ_BENCH_WORKERS; default: one per core).
+WORKERS = int(os.environ.get("IVZ_BENCH_WORKERS", str(os.cpu_count() or 1)))
+
+
 def ivz_command(port: int, database_url: str) -> list[str]:
     """``ivz serve`` exactly as an operator runs it (the console script of this venv)."""
     script = Path(sys.executable).with_name("ivz")
     head = [str(script)] if script.exists() else [sys.executable, "-m", "fhir_server.cli"]
-    return [*head, "serve", "--host", HOST, "--port", str(port), "--database-url", database_url]
+    return [
+        *head,
+        "serve",
+        "--host",
+        HOST,
+        "--port",
+        str(port),
+        "--database-url",
+        database_url,
+        "--workers",
+        str(WORKERS),
+    ]
 
 
 def bare_command(port: int, log_level: str) -> list[str]:
@@ -61,9 +76,10 @@ def bare_command(port: int, log_level: str) -> list[str]:
         "--port",
         str(port),
         "--workers",
-        "1",
+        str(WORKERS),
         "--log-level",
         log_level,
+        "--no-access-log",
         "--proxy-headers",
     ]
 

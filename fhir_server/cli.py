@@ -35,7 +35,9 @@ def serve(
     host: Annotated[str, typer.Option(help="Interface to listen on")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="HTTP port")] = 8080,
     database_url: DatabaseUrl = None,
-    workers: Annotated[int, typer.Option(help="uvicorn worker processes")] = 1,
+    workers: Annotated[
+        int, typer.Option(envvar="IVZ_WORKERS", help="uvicorn worker processes (IVZ_WORKERS)")
+    ] = 1,
     demo: Annotated[bool, typer.Option("--demo", help="Load the demo referral on start")] = False,
     access_log: Annotated[
         bool, typer.Option("--access-log", help="Log every request (also IVZ_ACCESS_LOG)")
@@ -45,11 +47,11 @@ def serve(
     import uvicorn
 
     _use_database(database_url)
-    if demo:
-        os.environ["IVZ_DEMO_DATA"] = "true"
-        get_settings.cache_clear()
     settings = get_settings()
     configure_logging(settings.log_level, settings.log_json)
+    _prepare_database(settings.database_url, demo or settings.demo_data)
+    # Done once here, not in every worker's start-up.
+    os.environ["IVZ_DEMO_DATA"] = "false"
     uvicorn.run(
         "fhir_server.asgi:app",
         host=host,
@@ -59,6 +61,23 @@ def serve(
         access_log=access_log or settings.access_log,
         proxy_headers=True,
     )
+
+
+def _prepare_database(url: str, demo: bool) -> None:
+    """Migrate (and load the demo referral) before any worker starts."""
+    from fhir_server.storage import migrate
+    from fhir_server.storage.database import Database
+
+    db = Database(url)
+    try:
+        migrate.upgrade(db)
+        if demo:
+            from fhir_server.demo import load_demo_data
+            from fhir_server.service.resources import ResourceService
+
+            load_demo_data(ResourceService(db))
+    finally:
+        db.dispose()
 
 
 @db_app.command("upgrade")
