@@ -39,6 +39,9 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         app.state.db = db
         app.state.service = ResourceService(db)
         custom = app.state.service.load_custom_parameters()
+        app.state.capabilities = capability_statement(
+            settings.public_base_url or settings.base_path, app.state.service.registry
+        )
         if settings.demo_data:
             from fhir_server.demo import load_demo_data
 
@@ -58,7 +61,6 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         openapi_url=None,
     )
     app.state.settings = settings
-    app.state.capabilities = capability_statement(settings.public_base_url or settings.base_path)
     for path, method, endpoint in rest.ROUTES:
         app.router.routes.append(Route(settings.base_path + path, endpoint, methods=[method]))
     _install_error_handlers(app)

@@ -6,6 +6,7 @@ from typing import Any
 
 from fhir_server import __version__
 from fhir_server.fhir.schema import resource_types
+from fhir_server.search.registry import Registry
 from fhir_server.service.clock import instant, now
 
 _TYPE_INTERACTIONS = (
@@ -17,10 +18,27 @@ _TYPE_INTERACTIONS = (
     "history-instance",
     "history-type",
     "create",
+    "search-type",
 )
 
 
-def capability_statement(base_url: str) -> dict[str, Any]:
+def _search_params(registry: Registry, rtype: str) -> list[dict[str, Any]]:
+    params = []
+    for code, param in sorted(registry.params_for(rtype).items()):
+        entry: dict[str, Any] = {"name": code, "definition": param.url, "type": param.type}
+        if param.description:
+            entry["documentation"] = param.description
+        params.append(entry)
+    return params
+
+
+def _includes(registry: Registry, rtype: str) -> list[str]:
+    refs = [c for c, p in sorted(registry.params_for(rtype).items()) if p.type == "reference"]
+    return ["*", *(f"{rtype}:{c}" for c in refs)]
+
+
+def capability_statement(base_url: str, registry: Registry) -> dict[str, Any]:
+    """Every type, interaction and search parameter the server supports."""
     resources = [
         {
             "type": rtype,
@@ -28,10 +46,12 @@ def capability_statement(base_url: str) -> dict[str, Any]:
             "versioning": "versioned-update",
             "readHistory": True,
             "updateCreate": True,
-            "conditionalCreate": False,
+            "conditionalCreate": True,
             "conditionalRead": "modified-since",
-            "conditionalUpdate": False,
-            "conditionalDelete": "not-supported",
+            "conditionalUpdate": True,
+            "conditionalDelete": "single",
+            "searchInclude": _includes(registry, rtype),
+            "searchParam": _search_params(registry, rtype),
         }
         for rtype in sorted(resource_types())
     ]
@@ -54,6 +74,7 @@ def capability_statement(base_url: str) -> dict[str, Any]:
                     {"code": "transaction"},
                     {"code": "batch"},
                     {"code": "history-system"},
+                    {"code": "search-system"},
                 ],
             }
         ],

@@ -83,18 +83,28 @@ _PARSER = etree.XMLParser(
 )
 
 
-def _narratives(value: Any, path: str) -> Iterator[tuple[str, Any]]:
-    """Every ``text.div`` in a resource, including contained and bundled resources."""
-    if isinstance(value, dict):
-        for key, item in value.items():
-            where = f"{path}.{key}"
-            if key == "text" and isinstance(item, dict) and "div" in item:
-                yield f"{where}.div", item["div"]
-            if isinstance(item, dict | list):
-                yield from _narratives(item, where)
-    elif isinstance(value, list):
-        for index, item in enumerate(value):
-            yield from _narratives(item, f"{path}[{index}]")
+def _narratives(resource: Any, path: str) -> Iterator[tuple[str, Any]]:
+    """Every ``text.div``: a resource's own, its contained ones' and bundled resources'."""
+    if not isinstance(resource, dict):
+        return
+    text = resource.get("text")
+    if isinstance(text, dict) and "div" in text:
+        yield f"{path}.text.div", text["div"]
+    for key, inner in _NESTED.get(str(resource.get("resourceType")), (("contained", None),)):
+        items = resource.get(key)
+        if not isinstance(items, list):
+            continue
+        for index, item in enumerate(items):
+            child = item.get(inner) if inner and isinstance(item, dict) else item
+            where = f"{path}.{key}[{index}]" + (f".{inner}" if inner else "")
+            yield from _narratives(child, where)
+
+
+#: Where whole resources nest inside a resource: (list element, key of the resource in it).
+_NESTED: dict[str, tuple[tuple[str, str | None], ...]] = {
+    "Bundle": (("entry", "resource"),),
+    "Parameters": (("parameter", "resource"),),
+}
 
 
 def check_narratives(resource: dict[str, Any]) -> list[Issue]:

@@ -282,19 +282,26 @@ def _resolve_condition(unit: Unit, e: Entry) -> None:
 
 
 def _resolve_references(unit: Unit, value: Any, mapping: dict[str, str]) -> Any:
-    """Rewrite bundle-local fullUrls and resolve conditional references ``Type?criteria``."""
+    """Rewrite bundle-local fullUrls and resolve conditional references ``Type?criteria``.
+
+    Works in place (the resources were parsed for this request) and returns ``value``.
+    """
     if isinstance(value, dict):
-        out = {}
         for key, item in value.items():
-            if key == "reference" and isinstance(item, str) and _is_conditional(item):
-                out[key] = _conditional_reference(unit, item, mapping)
-            else:
-                out[key] = _resolve_references(unit, item, mapping)
-        return out
-    if isinstance(value, list):
-        return [_resolve_references(unit, v, mapping) for v in value]
-    if isinstance(value, str):
-        return mapping.get(value, value)
+            if isinstance(item, str):
+                if key == "reference" and _is_conditional(item):
+                    value[key] = _conditional_reference(unit, item, mapping)
+                elif item in mapping:
+                    value[key] = mapping[item]
+            elif isinstance(item, dict | list):
+                _resolve_references(unit, item, mapping)
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            if isinstance(item, str):
+                if item in mapping:
+                    value[index] = mapping[item]
+            elif isinstance(item, dict | list):
+                _resolve_references(unit, item, mapping)
     return value
 
 
