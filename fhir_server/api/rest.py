@@ -25,6 +25,7 @@ from fhir_server.api.http import (
 from fhir_server.api.render import View, media_type, resource_body, respond, view_of
 from fhir_server.fhir import jsonio
 from fhir_server.fhir.outcomes import FhirError, information
+from fhir_server.logging import get_logger
 from fhir_server.service.clock import instant, parse_instant
 from fhir_server.service.resources import ResourceService, WriteResult
 from fhir_server.service.transaction import process
@@ -34,6 +35,8 @@ from fhir_server.storage.repository import StoredVersion
 #: (path below the FHIR base, method, endpoint): plain Starlette routes, composed in create_app.
 #: FastAPI's parameter machinery would cost more than the whole read path; these endpoints
 #: take the Request only.
+log = get_logger(__name__)
+
 Endpoint = Callable[..., Awaitable[Response]]
 ROUTES: list[tuple[str, str, Callable[[Request], Awaitable[Response]]]] = []
 
@@ -137,6 +140,36 @@ async def capabilities(request: Request) -> Response:
     statement = dict(request.app.state.capabilities)
     statement["implementation"] = {**statement["implementation"], "url": base_url(request)}
     return respond(statement, view)
+
+
+@route("/$reindex", "POST")
+async def reindex_all(request: Request) -> Response:
+    return await _reindex(request, None)
+
+
+@route("/{resource_type}/$reindex", "POST")
+async def reindex_type(request: Request, resource_type: str) -> Response:
+    check_type(resource_type)
+    return await _reindex(request, resource_type)
+
+
+async def _reindex(request: Request, resource_type: str | None) -> Response:
+    """``$reindex``: rebuild search indexes (e.g. for a new SearchParameter); progress is logged."""
+    scope = resource_type or "all types"
+
+    def progress(done: int) -> None:
+        log.info("reindex progress", scope=scope, resources=done)
+
+    count = await run_in_threadpool(_service(request).reindex, resource_type, 500, progress)
+    log.info("reindex finished", scope=scope, resources=count)
+    result = {
+        "resourceType": "Parameters",
+        "parameter": [
+            {"name": "count", "valueInteger": count},
+            {"name": "scope", "valueString": scope},
+        ],
+    }
+    return respond(result, view_of(request))
 
 
 @route("", "POST")

@@ -277,6 +277,36 @@ class ResourceService:
                 continue
         return count
 
+    def reindex(
+        self,
+        resource_type: str | None = None,
+        batch: int = 500,
+        progress: Callable[[int], None] | None = None,
+    ) -> int:
+        """Re-extract search index rows (after a SearchParameter was added), batch by batch.
+
+        Each batch commits on its own, so a long reindex never holds one huge transaction and
+        can simply be run again if interrupted.
+        """
+        if resource_type is not None:
+            check_type(resource_type)
+        done, after = 0, 0
+        while True:
+            with self.db.write() as conn:
+                rows = repo.current_batch(conn, resource_type, after, batch)
+                if not rows:
+                    return done
+                items = [
+                    (r.res_pk, extract(jsonio.loads_trusted(r.content), self.registry))
+                    for r in rows
+                    if r.content is not None
+                ]
+                search_index.write(conn, items, fresh=False)
+            done += len(rows)
+            after = rows[-1].res_pk
+            if progress is not None:
+                progress(done)
+
     def read(self, resource_type: str, resource_id: str) -> StoredVersion:
         check_type(resource_type)
         with self.unit(write=False, single=True) as u:

@@ -288,3 +288,25 @@ def current_of_type(conn: Connection, resource_type: str) -> list[StoredVersion]
         )
         for r in rows
     ]
+
+
+def current_batch(
+    conn: Connection, resource_type: str | None, after_pk: int, limit: int
+) -> list[StoredVersion]:
+    """Live resources in ``res_pk`` order after ``after_pk``: walks a table in stable batches."""
+    stmt = _CURRENT.where(resources.c.res_pk > after_pk, resources.c.deleted.is_(False))
+    if resource_type is not None:
+        stmt = stmt.where(resources.c.res_type == resource_type)
+    rows = conn.execute(stmt.order_by(resources.c.res_pk).limit(limit)).all()
+    return [
+        StoredVersion(
+            r.res_type,
+            r.res_id,
+            r.version_id,
+            _utc(r.last_updated),
+            r.deleted,
+            r.content,
+            res_pk=r.res_pk,
+        )
+        for r in rows
+    ]
