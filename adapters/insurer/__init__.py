@@ -1,0 +1,1 @@
+"""Insurer referral exports (CSV/JSON) into the resources that start the pathway."""
