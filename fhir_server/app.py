@@ -22,6 +22,7 @@ from fhir_server.service.resources import ResourceService
 from fhir_server.settings import Settings, get_settings
 from fhir_server.storage import migrate
 from fhir_server.storage.database import Database
+from fhir_server.storage.fast_read import AsyncReader
 
 log = get_logger(__name__)
 
@@ -38,6 +39,11 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         migrate.upgrade(db)
         app.state.db = db
         app.state.service = ResourceService(db)
+        reader = None
+        if not db.is_sqlite:
+            reader = AsyncReader(db.url, max_size=settings.db_pool_size)
+            await reader.open()
+            app.state.service.async_reader = reader
         custom = app.state.service.load_custom_parameters()
         app.state.capabilities = capability_statement(
             settings.public_base_url or settings.base_path, app.state.service.registry
@@ -50,6 +56,8 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
             "server ready", database=db.dialect, base_path=settings.base_path, custom_params=custom
         )
         yield
+        if reader is not None:
+            await reader.close()
         if database is None:
             db.dispose()
 

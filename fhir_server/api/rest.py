@@ -333,7 +333,7 @@ async def history_type(request: Request, resource_type: str) -> Response:
 @route("/{resource_type}/{resource_id}", "GET")
 async def read(request: Request, resource_type: str, resource_id: str) -> Response:
     check_id(resource_id)
-    stored = await run_in_threadpool(_service(request).read, resource_type, resource_id)
+    stored = await _service(request).read_async(resource_type, resource_id)
     return _show(request, stored)
 
 

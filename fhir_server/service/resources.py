@@ -10,6 +10,7 @@ from datetime import datetime
 from typing import Any
 
 import jsonpatch
+from starlette.concurrency import run_in_threadpool
 
 from fhir_server.fhir import jsonio
 from fhir_server.fhir.outcomes import FhirError, gone, not_found
@@ -21,6 +22,7 @@ from fhir_server.service.validation import check_id, check_type, validate_resour
 from fhir_server.storage import repository as repo
 from fhir_server.storage import search_index
 from fhir_server.storage.database import Database
+from fhir_server.storage.fast_read import AsyncReader
 from fhir_server.storage.repository import HistoryPage, NewVersion, StoredVersion
 
 
@@ -252,6 +254,20 @@ class ResourceService:
         self.clock = clock
         self.registry = registry or Registry.standard()
         self.search = SearchService(db, self.registry)
+        #: Set by the app on PostgreSQL: reads then stay on the event loop.
+        self.async_reader: AsyncReader | None = None
+
+    async def read_async(self, resource_type: str, resource_id: str) -> StoredVersion:
+        """``read`` for async callers: the event-loop reader where there is one."""
+        if self.async_reader is None:
+            return await run_in_threadpool(self.read, resource_type, resource_id)
+        check_type(resource_type)
+        current = await self.async_reader.current(resource_type, resource_id)
+        if current is None:
+            raise not_found(resource_type, resource_id)
+        if current.deleted:
+            raise gone(resource_type, resource_id, current.version_id)
+        return current
 
     @contextmanager
     def unit(self, write: bool = True, single: bool = False) -> Iterator[Unit]:
