@@ -32,12 +32,12 @@ from fhir_server.service.transaction import process
 from fhir_server.service.validation import check_id, check_type
 from fhir_server.storage.repository import StoredVersion
 
-#: (path below the FHIR base, method, endpoint): plain Starlette routes, composed in create_app.
-#: FastAPI's parameter machinery would cost more than the whole read path; these endpoints
-#: take the Request only.
 log = get_logger(__name__)
 
 Endpoint = Callable[..., Awaitable[Response]]
+#: (path below the FHIR base, method, endpoint): plain Starlette routes, composed in create_app.
+#: FastAPI's parameter machinery would cost more than the whole read path; these endpoints
+#: take the Request only.
 ROUTES: list[tuple[str, str, Callable[[Request], Awaitable[Response]]]] = []
 
 
