@@ -93,7 +93,16 @@ def response_bundle(
 
 
 #: Result parameters carried from the request into paging links.
-_CARRIED = ("_count", "_sort", "_include", "_revinclude", "_summary", "_elements", "_total")
+_CARRIED = (
+    "_type",
+    "_count",
+    "_sort",
+    "_include",
+    "_revinclude",
+    "_summary",
+    "_elements",
+    "_total",
+)
 
 
 def _query(pairs: list[tuple[str, str]]) -> str:

@@ -25,6 +25,7 @@ from fhir_server.api.http import (
 from fhir_server.api.render import View, media_type, resource_body, respond, view_of
 from fhir_server.fhir import jsonio
 from fhir_server.fhir.outcomes import FhirError, information
+from fhir_server.fhir.schema import resource_types
 from fhir_server.logging import get_logger
 from fhir_server.service.clock import instant, parse_instant
 from fhir_server.service.resources import ResourceService, WriteResult
@@ -198,9 +199,8 @@ async def search_system(request: Request) -> Response:
     """``GET /fhir?_type=A,B&…``: search across types (common parameters only)."""
     types_param = request.query_params.get("_type")
     types = sorted({t.strip() for t in (types_param or "").split(",") if t.strip()})
-    if not types:
-        raise FhirError(400, "required", "System-level search needs _type=Type1,Type2", ("_type",))
-    return await _search(request, types, _pairs(request), base_url(request))
+    searchable = sorted(_service(request).registry.resource_types() & resource_types())
+    return await _search(request, types or searchable, _pairs(request), base_url(request))
 
 
 # --- search -------------------------------------------------------------------------------------
@@ -230,7 +230,8 @@ async def _search(
         result.request.summary if result.request else None,
         result.request.elements if result.request else (),
     )
-    bundle = bundles.searchset(result, path, pairs, base, entry_view)
+    link_pairs = pairs + [(k, v) for k, v in request.query_params.multi_items() if k == "_type"]
+    bundle = bundles.searchset(result, path, link_pairs, base, entry_view)
     return respond(bundle, view)
 
 

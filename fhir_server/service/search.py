@@ -22,13 +22,14 @@ from fhir_server.service.validation import check_type
 from fhir_server.storage import search_repo
 from fhir_server.storage.database import Database
 from fhir_server.storage.repository import StoredVersion
-from fhir_server.storage.search_query import Condition, QueryBuilder, Scope
+from fhir_server.storage.search_query import Condition, QueryBuilder, Scope, UnknownParameter
 from fhir_server.storage.search_repo import SortKey
 
 #: Parameters every search accepts that are not in the registry.
 _COMMON = frozenset({"_id", "_lastUpdated"})
 _UNSUPPORTED = frozenset({"_text", "_content", "_query", "_filter", "_list"})
-MAX_INCLUDE_ROUNDS = 4
+#: _include/_revinclude :iterate stops here and says so in the outcome entry.
+MAX_INCLUDE_ROUNDS = 10
 
 
 @dataclass
@@ -96,7 +97,13 @@ class SearchService:
                     raise FhirError(400, "not-supported", problem, (flt.raw_name,))
                 warnings.append(problem)
                 continue
-            conditions.append(builder.condition(scope, flt))
+            try:
+                conditions.append(builder.condition(scope, flt))
+            except UnknownParameter as exc:
+                if strict:
+                    raise
+                warnings.append(f"{exc.diagnostics}; ignored")
+                continue
             used.append((name, value))
         if compartment is not None:
             conditions.append(self._compartment(builder, scope, compartment))
@@ -129,7 +136,7 @@ class SearchService:
         if req.total != "none":
             first_and_last = req.page_token is None and page.next_cursor is None
             total = len(page.rows) if first_and_last else search_repo.count(conn, conditions)
-        extra = self._includes(conn, req, page.rows)
+        extra = self._includes(conn, req, page.rows, warnings)
         return SearchResult(
             page.rows, extra, total, page.next_cursor, page.prev_cursor, used, warnings, req
         )
@@ -175,7 +182,11 @@ class SearchService:
         return or_(*conds)
 
     def _includes(
-        self, conn: Connection, req: SearchRequest, matches: list[StoredVersion]
+        self,
+        conn: Connection,
+        req: SearchRequest,
+        matches: list[StoredVersion],
+        warnings: list[str],
     ) -> list[StoredVersion]:
         seen = {(m.resource_type, m.id) for m in matches}
         extra: list[StoredVersion] = []
@@ -193,6 +204,11 @@ class SearchService:
             frontier = new
             if not new or not any(i.iterate for i in req.includes):
                 break
+        else:
+            warnings.append(
+                f"_include/_revinclude :iterate stopped after {MAX_INCLUDE_ROUNDS} rounds; "
+                "further resources may be missing"
+            )
         return extra
 
     def _one_include(

@@ -108,6 +108,7 @@ _EMPTY_COMPOSITE: dict[str, Any] = {
     "c1_code": None,
     "c2_system": None,
     "c2_code": None,
+    "c2_value": None,
     "c2_low": None,
     "c2_high": None,
     "c2_date_low": None,
@@ -132,13 +133,14 @@ def _composite_row(pk: int, t: str, v: CompositeValue) -> dict[str, Any] | None:
         cols.update(c2_system=_cut(second.system, TOKEN_LEN), c2_code=_cut(second.code, TOKEN_LEN))
     elif isinstance(second, QuantityValue):
         cols.update(
+            c2_value=second.value,
             c2_low=second.low,
             c2_high=second.high,
             c2_system=_cut(second.system, TOKEN_LEN),
             c2_code=_cut(second.code, TOKEN_LEN),
         )
     elif isinstance(second, NumberValue):
-        cols.update(c2_low=second.low, c2_high=second.high)
+        cols.update(c2_value=second.value, c2_low=second.low, c2_high=second.high)
     elif isinstance(second, DateValue):
         cols.update(c2_date_low=second.low, c2_date_high=second.high)
     elif isinstance(second, StringValue):

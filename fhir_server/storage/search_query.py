@@ -70,6 +70,10 @@ _MODIFIERS = {
 }
 
 
+class UnknownParameter(FhirError):
+    """A parameter the registry does not know (ignored and reported unless strict)."""
+
+
 def bad_value(param: str, value: str, why: str) -> FhirError:
     return FhirError(
         400,
@@ -197,7 +201,7 @@ class QueryBuilder:
             return self._last_updated(scope, flt)
         param = self.param(scope.types, flt.code)
         if param is None:
-            raise FhirError(
+            raise UnknownParameter(
                 400,
                 "not-supported",
                 f"Unknown search parameter '{flt.code}' for {'/'.join(scope.types)}",
@@ -245,7 +249,7 @@ class QueryBuilder:
     def _id(self, scope: Scope, flt: Filter) -> Condition:
         if flt.modifier == "missing":
             return false() if flt.values == ("true",) else true()
-        if flt.modifier not in (None, "exact"):
+        if flt.modifier not in (None, "exact", "not"):
             raise FhirError(400, "not-supported", f"Modifier ':{flt.modifier}' on _id", ("_id",))
         ids = [unescape(v) for v in flt.values if v]
         cond = scope.table.c.res_id.in_(ids)
@@ -359,8 +363,11 @@ class QueryBuilder:
         col = idx_uri.c.uri
         if modifier == "below":
             return col.startswith(text, autoescape=True)
-        if modifier == "above":
-            return literal(text).startswith(col)
+        if modifier == "above":  # the stored URI is a prefix of the value (no LIKE wildcards)
+            return and_(
+                func.length(col) <= len(text),
+                func.substr(literal(text), 1, func.length(col)) == col,
+            )
         return col == text
 
     def _composite(self, param: SearchParam, value: str, modifier: str | None) -> Condition:
@@ -382,12 +389,14 @@ class QueryBuilder:
             pieces = split_unescaped(second, "|")
             prefix, text = split_prefix(pieces[0])
             number = _decimal_value(param.code, value, text)
-            low, high = number_range(number)
-            cond = and_(cond, _range_compare(prefix, c.c2_low, c.c2_high, low, high))
+            cols = _NumberColumns(c.c2_value, c.c2_low, c.c2_high)
+            cond = and_(cond, _number_compare(prefix, cols, number))
             if len(pieces) == 3 and unescape(pieces[1]):
                 cond = and_(
                     cond, c.c2_system == unescape(pieces[1]), c.c2_code == unescape(pieces[2])
                 )
+            elif len(pieces) == 3 and unescape(pieces[2]):
+                cond = and_(cond, c.c2_code == unescape(pieces[2]))
             return cond
         if kind == "date":
             prefix, text = split_prefix(second)
@@ -426,6 +435,15 @@ _SORT_COLUMN = {
     "reference": ("target_id", "target_id"),
     "uri": ("uri", "uri"),
 }
+
+
+@dataclass(frozen=True)
+class _NumberColumns:
+    """value/low/high columns, as ``_number_compare`` reads them from an index table."""
+
+    value: Any
+    low: Any
+    high: Any
 
 
 def _token_code(column: ColumnElement[Any], code: str, param: SearchParam) -> Condition:

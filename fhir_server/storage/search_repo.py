@@ -10,7 +10,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, and_, func, or_, select, tuple_
+from sqlalchemy import ColumnElement, Connection, and_, false, func, or_, select, tuple_
 
 from fhir_server.storage.repository import StoredVersion, _utc
 from fhir_server.storage.schema import resources
@@ -115,11 +115,17 @@ def _after(keys: Sequence[SortKey], values: Sequence[Any], forward: bool) -> Con
     """Rows strictly after (or before) the boundary row in the keyset order."""
     options = []
     for i, key in enumerate(keys):
-        equal = [keys[j].expr.is_not_distinct_from(values[j]) for j in range(i)]
+        equal = [_same(keys[j].expr, values[j]) for j in range(i)]
+        if values[i] is None:
+            continue  # nothing sorts after a missing value on this key: the flag key decides
         ascending = (not key.descending) == forward
         step = key.expr > values[i] if ascending else key.expr < values[i]
         options.append(and_(*equal, step))
-    return or_(*options)
+    return or_(*options) if options else false()
+
+
+def _same(expr: ColumnElement[Any], value: Any) -> Condition:
+    return expr.is_(None) if value is None else expr == value
 
 
 def page(

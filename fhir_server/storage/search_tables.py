@@ -108,6 +108,7 @@ idx_composite = _base(
     Column("c1_code", String(TOKEN_LEN), nullable=True),
     Column("c2_system", String(TOKEN_LEN), nullable=True),
     Column("c2_code", String(TOKEN_LEN), nullable=True),
+    Column("c2_value", Numeric, nullable=True),
     Column("c2_low", Numeric, nullable=True),
     Column("c2_high", Numeric, nullable=True),
     Column("c2_date_low", DateTime(timezone=True), nullable=True),

@@ -87,6 +87,7 @@ def upgrade() -> None:
         sa.Column("c1_code", sa.String(TOKEN)),
         sa.Column("c2_system", sa.String(TOKEN)),
         sa.Column("c2_code", sa.String(TOKEN)),
+        sa.Column("c2_value", sa.Numeric),
         sa.Column("c2_low", sa.Numeric),
         sa.Column("c2_high", sa.Numeric),
         sa.Column("c2_date_low", sa.DateTime(timezone=True)),

@@ -1,0 +1,1 @@
+"""Black-box FHIR search suite: a spine second-opinion data set searched over HTTP."""
