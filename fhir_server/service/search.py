@@ -133,9 +133,10 @@ class SearchService:
         except ValueError as exc:
             raise FhirError(400, "invalid", f"Invalid paging token: {exc}", ("_page",)) from exc
         total: int | None = None
-        if req.total != "none":
-            first_and_last = req.page_token is None and page.next_cursor is None
-            total = len(page.rows) if first_and_last else search_repo.count(conn, conditions)
+        if req.page_token is None and page.next_cursor is None and req.total != "none":
+            total = len(page.rows)  # everything is on this one page
+        elif req.total in ("accurate", "estimate") or (req.total is None and not req.page_token):
+            total = search_repo.count(conn, conditions)  # later pages count only when asked
         extra = self._includes(conn, req, page.rows, warnings)
         return SearchResult(
             page.rows, extra, total, page.next_cursor, page.prev_cursor, used, warnings, req

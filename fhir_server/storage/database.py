@@ -56,7 +56,9 @@ class Database:
 def _create(url: str, pool_size: int, schema: str | None) -> Engine:
     if make_url(url).get_backend_name() == "sqlite":
         return _sqlite_engine(url)
-    connect_args: dict[str, Any] = {}
+    # Search statements differ only in their parameters, and a generic plan chosen for one
+    # (psycopg prepares a statement after 5 runs) can be 500x slower for another: plan each.
+    connect_args: dict[str, Any] = {"prepare_threshold": None}
     if schema:
         connect_args["options"] = f"-csearch_path={schema}"
     # No pre-ping: it costs a round trip per request; stale connections are recycled instead.

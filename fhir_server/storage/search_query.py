@@ -18,7 +18,6 @@ from sqlalchemy import (
     ColumnElement,
     FromClause,
     and_,
-    case,
     false,
     func,
     literal,
@@ -493,7 +492,8 @@ def _range_compare(
         above: Condition = low_col >= high
         below: Condition = low_col < low
     else:
-        contained = and_(low_col >= low, high_col <= high)
+        # ``low < high`` is implied (ranges are non-empty) and lets the index bound the scan.
+        contained = and_(low_col >= low, low_col < high, high_col <= high)
         above, below = high_col > high, low_col < low
     if prefix == "eq":
         return contained
@@ -504,9 +504,12 @@ def _range_compare(
     if prefix == "lt":
         return below
     if prefix == "ge":
-        return or_(above, contained)
-    if prefix == "le":
-        return or_(below, contained)
+        if point:
+            return or_(above, contained)
+        # both alternatives end after the search range starts: an indexable bound
+        return and_(high_col > low, or_(above, contained))
+    if prefix == "le":  # both alternatives start before the search range ends
+        return and_(low_col < high, or_(below, contained))
     if prefix == "sa":
         starts_after: Condition = low_col >= high
         return starts_after
@@ -553,7 +556,3 @@ def _number_compare(prefix: str, cols: Any, number: Decimal) -> Condition:
         slack = abs(number) / 10
         return and_(value >= number - slack, value <= number + slack)
     raise ValueError(prefix)
-
-
-def nulls_last(key: ColumnElement[Any]) -> ColumnElement[int]:
-    return case((key.is_(None), 1), else_=0)

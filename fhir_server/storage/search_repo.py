@@ -14,7 +14,7 @@ from sqlalchemy import ColumnElement, Connection, and_, false, func, or_, select
 
 from fhir_server.storage.repository import StoredVersion, _utc
 from fhir_server.storage.schema import resources
-from fhir_server.storage.search_query import Condition, Scope, nulls_last
+from fhir_server.storage.search_query import Condition, Scope
 from fhir_server.storage.search_tables import idx_reference
 
 R = resources
@@ -69,13 +69,8 @@ def count(conn: Connection, conditions: Sequence[Condition]) -> int:
 
 
 def _keys(sort: Sequence[SortKey]) -> list[SortKey]:
-    """Sort keys with a nulls-last flag before each, then res_pk: a total, stable order."""
-    keys: list[SortKey] = []
-    for key in sort:
-        keys.append(SortKey(nulls_last(key.expr), False))
-        keys.append(key)
-    keys.append(SortKey(R.c.res_pk, False))
-    return keys
+    """The sort keys (missing values last in either direction), then res_pk: a total order."""
+    return [*sort, SortKey(R.c.res_pk, False)]
 
 
 def _encode(values: Sequence[Any], direction: str) -> str:
@@ -116,12 +111,24 @@ def _after(keys: Sequence[SortKey], values: Sequence[Any], forward: bool) -> Con
     options = []
     for i, key in enumerate(keys):
         equal = [_same(keys[j].expr, values[j]) for j in range(i)]
-        if values[i] is None:
-            continue  # nothing sorts after a missing value on this key: the flag key decides
         ascending = (not key.descending) == forward
-        step = key.expr > values[i] if ascending else key.expr < values[i]
+        value = values[i]
+        if value is None:
+            if forward:
+                continue  # missing values come last: nothing follows them on this key
+            step: Condition = key.expr.is_not(None)  # backwards, every present value precedes
+        else:
+            step = key.expr > value if ascending else key.expr < value
+            if forward:
+                step = or_(step, key.expr.is_(None))
         options.append(and_(*equal, step))
     return or_(*options) if options else false()
+
+
+def _order(key: SortKey, forward: bool) -> Any:
+    """Missing values last when paging forwards, hence first when walking backwards."""
+    ordered = key.expr.asc() if (not key.descending) == forward else key.expr.desc()
+    return ordered.nulls_last() if forward else ordered.nulls_first()
 
 
 def _same(expr: ColumnElement[Any], value: Any) -> Condition:
@@ -146,7 +153,7 @@ def page(
             raise ValueError("paging token does not fit this search")
         forward = direction == "next"
         where.append(_after(keys, values, forward))
-    order = [k.expr.asc() if (not k.descending) == forward else k.expr.desc() for k in keys]
+    order = [_order(k, forward) for k in keys]
     stmt = select(*_COLUMNS, *labeled).where(*where).order_by(*order).limit(count_ + 1)
     rows = list(conn.execute(stmt).all())
     more = len(rows) > count_

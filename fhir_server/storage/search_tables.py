@@ -57,6 +57,7 @@ idx_date = _base(
     Column("high", DateTime(timezone=True), nullable=False),
 )
 Index("ix_idx_date_lookup", idx_date.c.res_type, idx_date.c.param, idx_date.c.low, idx_date.c.high)
+Index("ix_idx_date_high", idx_date.c.res_type, idx_date.c.param, idx_date.c.high)
 
 #: ``value`` is NULL for a Range; ``low``/``high`` NULL mean unbounded; high is exclusive.
 idx_number = _base(

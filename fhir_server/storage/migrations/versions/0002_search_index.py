@@ -52,6 +52,7 @@ def upgrade() -> None:
         sa.Column("high", sa.DateTime(timezone=True), nullable=False),
         lookup=["low", "high"],
     )
+    op.create_index("ix_idx_date_high", "idx_date", ["res_type", "param", "high"])
     _table(
         "idx_number",
         sa.Column("value", sa.Numeric),
