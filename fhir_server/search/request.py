@@ -86,28 +86,11 @@ class SearchRequest:
 
 def split_values(text: str) -> tuple[str, ...]:
     """Split on unescaped commas; ``\\,`` stays a comma inside a value (escape kept for later)."""
-    values: list[str] = []
-    current: list[str] = []
-    escaped = False
-    for char in text:
-        if escaped:
-            current.append("\\" + char)
-            escaped = False
-        elif char == "\\":
-            escaped = True
-        elif char == ",":
-            values.append("".join(current))
-            current = []
-        else:
-            current.append(char)
-    if escaped:
-        current.append("\\")
-    values.append("".join(current))
-    return tuple(values)
+    return tuple(split_unescaped(text, ","))
 
 
 def split_unescaped(text: str, sep: str) -> list[str]:
-    """Split a single value on an unescaped ``|`` or ``$``."""
+    """Split on an unescaped ``sep`` (``,`` ``|`` ``$``), keeping escapes for ``unescape``."""
     parts: list[str] = []
     current: list[str] = []
     escaped = False

@@ -59,8 +59,11 @@ def get_current(
     if lock and conn.dialect.name != "sqlite":  # SQLite writers already hold the database lock
         stmt = stmt.with_for_update()
     row = conn.execute(stmt).first()
-    if row is None:
-        return None
+    return None if row is None else current_from_row(row)
+
+
+def current_from_row(row: Any) -> StoredVersion:
+    """A ``resources`` row (res_pk, res_type, res_id, version_id, …) as a StoredVersion."""
     return StoredVersion(
         row.res_type,
         row.res_id,
@@ -276,18 +279,7 @@ def current_of_type(conn: Connection, resource_type: str) -> list[StoredVersion]
     rows = conn.execute(
         _CURRENT.where(resources.c.res_type == resource_type, resources.c.deleted.is_(False))
     ).all()
-    return [
-        StoredVersion(
-            r.res_type,
-            r.res_id,
-            r.version_id,
-            _utc(r.last_updated),
-            r.deleted,
-            r.content,
-            res_pk=r.res_pk,
-        )
-        for r in rows
-    ]
+    return [current_from_row(r) for r in rows]
 
 
 def current_batch(
@@ -298,15 +290,4 @@ def current_batch(
     if resource_type is not None:
         stmt = stmt.where(resources.c.res_type == resource_type)
     rows = conn.execute(stmt.order_by(resources.c.res_pk).limit(limit)).all()
-    return [
-        StoredVersion(
-            r.res_type,
-            r.res_id,
-            r.version_id,
-            _utc(r.last_updated),
-            r.deleted,
-            r.content,
-            res_pk=r.res_pk,
-        )
-        for r in rows
-    ]
+    return [current_from_row(r) for r in rows]

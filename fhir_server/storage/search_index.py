@@ -22,14 +22,6 @@ from fhir_server.storage.search_tables import (
     INDEX_TABLES,
     STRING_LEN,
     TOKEN_LEN,
-    idx_composite,
-    idx_date,
-    idx_number,
-    idx_quantity,
-    idx_reference,
-    idx_string,
-    idx_token,
-    idx_uri,
 )
 
 
@@ -150,16 +142,7 @@ def _composite_row(pk: int, t: str, v: CompositeValue) -> dict[str, Any] | None:
     return _row(pk, t, v.param, **cols)
 
 
-_TABLES = {
-    "idx_string": idx_string,
-    "idx_token": idx_token,
-    "idx_date": idx_date,
-    "idx_number": idx_number,
-    "idx_quantity": idx_quantity,
-    "idx_reference": idx_reference,
-    "idx_uri": idx_uri,
-    "idx_composite": idx_composite,
-}
+_BY_NAME = {table.name: table for table in INDEX_TABLES.values()}
 
 
 def clear(conn: Connection, pks: Sequence[int]) -> None:
@@ -175,12 +158,12 @@ def write(conn: Connection, items: Iterable[tuple[int, IndexValues]], fresh: boo
     items = list(items)
     if not fresh:
         clear(conn, [pk for pk, _ in items])
-    batch: dict[str, list[dict[str, Any]]] = {name: [] for name in _TABLES}
+    batch: dict[str, list[dict[str, Any]]] = {t.name: [] for t in INDEX_TABLES.values()}
     for pk, values in items:
         for name, rows in rows_by_table(pk, values).items():
             batch[name].extend(rows)
     for name, rows in batch.items():
-        write_rows(conn, _TABLES[name], rows)
+        write_rows(conn, _BY_NAME[name], rows)
 
 
 __all__ = ["clear", "rows_by_table", "write"]

@@ -34,6 +34,7 @@ from fhir_server.search.registry import Registry, SearchParam
 from fhir_server.search.request import Filter, Link, split_prefix, split_unescaped, unescape
 from fhir_server.storage.schema import resources
 from fhir_server.storage.search_tables import (
+    INDEX_TABLES,
     idx_composite,
     idx_date,
     idx_number,
@@ -46,16 +47,7 @@ from fhir_server.storage.search_tables import (
 
 Condition = ColumnElement[bool]
 
-_TABLE_OF = {
-    "string": idx_string,
-    "token": idx_token,
-    "date": idx_date,
-    "number": idx_number,
-    "quantity": idx_quantity,
-    "reference": idx_reference,
-    "uri": idx_uri,
-    "composite": idx_composite,
-}
+_TABLE_OF = INDEX_TABLES
 
 _MODIFIERS = {
     "string": {"exact", "contains", "missing"},

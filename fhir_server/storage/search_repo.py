@@ -12,7 +12,7 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, Connection, and_, false, func, or_, select, tuple_
 
-from fhir_server.storage.repository import StoredVersion, _utc
+from fhir_server.storage.repository import StoredVersion, _utc, current_from_row
 from fhir_server.storage.schema import resources
 from fhir_server.storage.search_query import Condition, Scope
 from fhir_server.storage.search_tables import idx_reference
@@ -41,18 +41,6 @@ class Page:
     rows: list[StoredVersion]
     next_cursor: str | None
     prev_cursor: str | None
-
-
-def _stored(row: Any) -> StoredVersion:
-    return StoredVersion(
-        row.res_type,
-        row.res_id,
-        row.version_id,
-        _utc(row.last_updated),
-        row.deleted,
-        row.content,
-        res_pk=row.res_pk,
-    )
 
 
 def scope(types: Sequence[str]) -> Scope:
@@ -160,7 +148,7 @@ def page(
     rows = rows[:count_]
     if not forward:
         rows.reverse()
-    stored = [_stored(r) for r in rows]
+    stored = [current_from_row(r) for r in rows]
 
     def boundary(row: Any) -> list[Any]:
         return [getattr(row, f"k{i}") for i in range(len(keys))]
@@ -198,7 +186,7 @@ def included(
         .join(ref, and_(target.c.res_type == ref.c.target_type, target.c.res_id == ref.c.target_id))
         .where(*conds, target.c.deleted.is_(False))
     )
-    return [_stored(r) for r in conn.execute(stmt).all()]
+    return [current_from_row(r) for r in conn.execute(stmt).all()]
 
 
 def rev_included(
@@ -223,4 +211,4 @@ def rev_included(
         .join(ref, ref.c.res_pk == R.c.res_pk)
         .where(*conds, R.c.deleted.is_(False))
     )
-    return [_stored(r) for r in conn.execute(stmt).all()]
+    return [current_from_row(r) for r in conn.execute(stmt).all()]
