@@ -61,9 +61,12 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         if database is None:
             db.dispose()
 
+    # FastAPI's native OpenTelemetry spans, metrics and logs cost on every request: opt-in.
+    otel = settings.telemetry
     app = FastAPI(
         title="ivz-bridge FHIR R4 server",
         lifespan=lifespan,
+        telemetry={"tracing": otel, "metrics": otel, "logs": otel},
         docs_url=None,
         redoc_url=None,
         openapi_url=None,

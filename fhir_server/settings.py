@@ -25,6 +25,8 @@ class Settings(BaseSettings):
     #: With as many overflow connections: 40, the worker thread limit, so none waits.
     db_pool_size: int = 20
     access_log: bool = False
+    #: FastAPI's native OpenTelemetry instrumentation (spans, metrics, logs).
+    telemetry: bool = False
     log_level: str = "INFO"
     log_json: bool = False
     demo_data: bool = False
