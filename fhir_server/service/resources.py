@@ -162,6 +162,8 @@ class Unit:
                 current = repo.get_current(self.conn, resource_type, resource_id, lock=True)
                 if current is None:
                     raise
+        if _unchanged(current, resource, resource_id):
+            return WriteResult(current, False)
         version = current.version_id + 1
         doc = stamp(resource, resource_id, version, when)
         new = NewVersion(resource_type, resource_id, version, when, method, jsonio.dumps(doc))
@@ -214,6 +216,15 @@ class Unit:
 
     def history(self, **kwargs: Any) -> HistoryPage:
         return repo.history(self.conn, **kwargs)
+
+
+def _unchanged(current: StoredVersion, resource: dict[str, Any], resource_id: str) -> bool:
+    """An update that would store the same content: no new version (as HAPI does), so that
+    re-sent messages and re-imported files change nothing."""
+    if current.deleted or current.content is None:
+        return False
+    same = stamp(resource, resource_id, current.version_id, current.last_updated)
+    return jsonio.dumps(same) == current.content
 
 
 def _check_search_parameter(registry: Registry, definition: dict[str, Any]) -> None:

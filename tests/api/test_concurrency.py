@@ -44,10 +44,10 @@ def test_concurrent_if_match_updates_let_exactly_one_win_per_version(server_base
     def writer(n: int) -> list[tuple[int, int]]:
         outcomes = []
         with httpx.Client(base_url=server_base, timeout=60) as c:
-            for _ in range(UPDATES_EACH):
+            for i in range(UPDATES_EACH):
                 current = c.get(f"/Patient/{body['id']}")
                 version = int(current.json()["meta"]["versionId"])
-                mine = {**current.json(), "gender": ["male", "female", "other"][n % 3]}
+                mine = {**current.json(), "birthDate": f"19{10 + n}-0{1 + i % 9}-01"}
                 r = c.put(
                     f"/Patient/{body['id']}",
                     json=mine,
@@ -69,9 +69,10 @@ def test_concurrent_if_match_updates_let_exactly_one_win_per_version(server_base
 def test_concurrent_update_as_create_of_one_id_creates_it_once(server_base: str) -> None:
     rid = unique_id()
 
-    def writer(_: int) -> list[int]:
+    def writer(n: int) -> list[int]:
         with httpx.Client(base_url=server_base, timeout=60) as c:
-            r = c.put(f"/Patient/{rid}", json=patient(id=rid), headers={"Content-Type": FHIR_JSON})
+            body = patient(id=rid, birthDate=f"19{10 + n}")
+            r = c.put(f"/Patient/{rid}", json=body, headers={"Content-Type": FHIR_JSON})
             return [r.status_code]
 
     codes = [c for chunk in parallel(writer, WRITERS) for c in chunk]

@@ -221,3 +221,11 @@ def test_system_history_includes_all_types(client: httpx.Client) -> None:
 
 def test_history_of_unknown_resource_is_404(client: httpx.Client) -> None:
     assert client.get(f"/Patient/{unique_id()}/_history").status_code == 404
+
+
+def test_update_with_identical_content_creates_no_new_version(client: httpx.Client) -> None:
+    body = create(client, patient()).json()
+    again = put(client, {k: v for k, v in body.items() if k != "meta"})
+    assert again.status_code == 200
+    assert again.json()["meta"]["versionId"] == "1"
+    assert client.get(f"/Patient/{body['id']}/_history").json()["total"] == 1

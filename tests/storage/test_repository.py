@@ -40,22 +40,22 @@ def test_create_then_read_returns_the_same_bytes(service: ResourceService) -> No
 
 def test_versions_are_consecutive_integers(service: ResourceService) -> None:
     rid = f"s-{uuid.uuid4().hex[:12]}"
-    for _ in range(3):
-        service.update("Patient", rid, _patient(id=rid))
+    for n in range(3):
+        service.update("Patient", rid, _patient(id=rid, birthDate=f"197{n}"))
     assert [service.vread("Patient", rid, v).version_id for v in (1, 2, 3)] == [1, 2, 3]
 
 
 def test_stale_if_match_raises_412(service: ResourceService) -> None:
     rid = service.create("Patient", _patient()).stored.id
-    service.update("Patient", rid, _patient(id=rid))
+    service.update("Patient", rid, _patient(id=rid, gender="male"))
     with pytest.raises(FhirError) as err:
-        service.update("Patient", rid, _patient(id=rid), if_match=1)
+        service.update("Patient", rid, _patient(id=rid, gender="other"), if_match=1)
     assert err.value.status == 412
 
 
 def test_append_version_refuses_a_moved_resource(db: Database, service: ResourceService) -> None:
     stored = service.create("Patient", _patient()).stored
-    service.update("Patient", stored.id, _patient(id=stored.id))
+    service.update("Patient", stored.id, _patient(id=stored.id, gender="male"))
     stale = repo.NewVersion("Patient", stored.id, 2, stored.last_updated, "PUT", b"{}")
     with db.write() as conn, pytest.raises(repo.VersionConflict):
         repo.append_version(conn, stored, stale)
@@ -73,14 +73,21 @@ def test_failed_unit_of_work_leaves_nothing_behind(service: ResourceService) -> 
 
 def test_history_pages_are_stable_under_concurrent_writes(service: ResourceService) -> None:
     rid = f"s-{uuid.uuid4().hex[:12]}"
-    for _ in range(5):
-        service.update("Patient", rid, _patient(id=rid))
+    for n in range(5):
+        service.update("Patient", rid, _patient(id=rid, birthDate=f"196{n}"))
     first = service.history(resource_type="Patient", resource_id=rid, count=2)
-    service.update("Patient", rid, _patient(id=rid))
+    service.update("Patient", rid, _patient(id=rid, birthDate="2000"))
     second = service.history(
         resource_type="Patient", resource_id=rid, count=2, before_cursor=first.next_cursor
     )
     assert [v.version_id for v in first.entries + second.entries] == [5, 4, 3, 2]
+
+
+def test_update_with_the_same_content_keeps_the_version(service: ResourceService) -> None:
+    rid = f"s-{uuid.uuid4().hex[:12]}"
+    first = service.update("Patient", rid, _patient(id=rid)).stored
+    again = service.update("Patient", rid, _patient(id=rid))
+    assert (again.created, again.stored.version_id) == (False, first.version_id)
 
 
 def test_delete_records_a_version_without_content(service: ResourceService) -> None:
