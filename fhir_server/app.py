@@ -13,6 +13,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from adapters.hl7v2 import http as hl7v2_http
+from adapters.hl7v2.listener import start_mllp
 from fhir_server.api import rest
 from fhir_server.api.metadata import capability_statement
 from fhir_server.api.render import outcome_response
@@ -52,10 +54,20 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
             from fhir_server.demo import load_demo_data
 
             load_demo_data(app.state.service)
+        mllp = None
+        if settings.mllp_port is not None:  # several uvicorn workers share the port
+            mllp = await start_mllp(
+                settings.mllp_host, settings.mllp_port, app.state.service, reuse_port=True
+            )
         log.info(
             "server ready", database=db.dialect, base_path=settings.base_path, custom_params=custom
         )
         yield
+        if mllp is not None:
+            await mllp.close()
+        intake = getattr(app.state, "hl7_intake", None)
+        if intake is not None:
+            intake.close()
         if reader is not None:
             await reader.close()
         if database is None:
@@ -74,6 +86,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.state.settings = settings
     for path, method, endpoint in rest.ROUTES:
         app.router.routes.append(Route(settings.base_path + path, endpoint, methods=[method]))
+    app.router.routes.extend(hl7v2_http.routes())  # POST /hl7v2
     _install_error_handlers(app)
 
     @app.get("/healthz", include_in_schema=False)

@@ -7,6 +7,8 @@ from typing import Annotated
 
 import typer
 
+from adapters.hl7v2.cli import app as hl7_app
+from adapters.hl7v2.cli import mllp as hl7_mllp
 from fhir_server.logging import configure as configure_logging
 from fhir_server.settings import get_settings
 
@@ -15,6 +17,8 @@ app = typer.Typer(
 )
 db_app = typer.Typer(help="Database schema management.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
+app.add_typer(hl7_app, name="hl7")
+app.command("mllp")(hl7_mllp)
 
 DatabaseUrl = Annotated[
     str | None,
@@ -42,11 +46,18 @@ def serve(
     access_log: Annotated[
         bool, typer.Option("--access-log", help="Log every request (also IVZ_ACCESS_LOG)")
     ] = False,
+    mllp_port: Annotated[
+        int | None, typer.Option("--mllp-port", help="Also accept HL7 v2 over MLLP on this port")
+    ] = None,
 ) -> None:
     """Serve the FHIR API at http://HOST:PORT/fhir (upgrades the database schema first)."""
     import uvicorn
 
     _use_database(database_url)
+    if mllp_port is not None:
+        os.environ["IVZ_MLLP_PORT"] = str(mllp_port)
+        os.environ.setdefault("IVZ_MLLP_HOST", host)
+        get_settings.cache_clear()
     settings = get_settings()
     configure_logging(settings.log_level, settings.log_json)
     _prepare_database(settings.database_url, demo or settings.demo_data)

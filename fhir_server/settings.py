@@ -30,6 +30,9 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     log_json: bool = False
     demo_data: bool = False
+    #: Also accept HL7 v2 over MLLP on this port (``ivz serve --mllp-port``).
+    mllp_port: int | None = None
+    mllp_host: str = "127.0.0.1"
 
 
 @lru_cache(maxsize=1)

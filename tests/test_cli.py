@@ -6,9 +6,12 @@ import subprocess
 from pathlib import Path
 
 import httpx
+import pytest
 
 from fhir_server.storage import migrate
-from tests.conftest import IVZ, LiveServer
+from tests.conftest import IVZ, SHARED, LiveServer
+
+SHARED_SAMPLES = SHARED / "samples" / "hl7v2"
 
 
 def _ivz(*args: str) -> str:
@@ -38,3 +41,36 @@ def test_serve_upgrades_a_fresh_database_and_loads_demo_data(tmp_path: Path) -> 
 def test_help_lists_the_commands() -> None:
     out = _ivz("--help")
     assert "serve" in out and "db" in out
+
+
+SAMPLE_ADT = SHARED_SAMPLES / "ADT" / "mirth__filereader_05_ADT_A04.hl7"
+
+
+def test_serve_with_mllp_port_accepts_hl7_v2_and_exposes_it_over_fhir(tmp_path: Path) -> None:
+    if not SAMPLE_ADT.is_file():
+        pytest.skip(f"sample not found: {SAMPLE_ADT}")
+    from tests.conftest import _free_port
+
+    mllp_port = _free_port()
+    url = f"sqlite:///{tmp_path / 'v2.db'}"
+    live = LiveServer(url, env={"IVZ_MLLP_PORT": str(mllp_port)}).start()
+    try:
+        sent = subprocess.run(
+            [*IVZ, "hl7", "send", str(SAMPLE_ADT), "--port", str(mllp_port)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert sent.returncode == 0, sent.stdout + sent.stderr
+        found = httpx.get(f"{live.base}/Patient", params={"family": "MOUSE"}, timeout=10).json()
+        assert found["total"] >= 1
+        over_http = httpx.post(
+            f"{live.base.removesuffix('/fhir')}/hl7v2",
+            content=SAMPLE_ADT.read_bytes(),
+            headers={"Content-Type": "application/hl7-v2"},
+            timeout=30,
+        )
+        assert over_http.status_code == 200
+        assert b"MSA|AA" in over_http.content
+    finally:
+        live.stop()

@@ -11,8 +11,8 @@ from tests.api.helpers import FHIR_JSON, create, issue, patient, put
 
 def test_if_match_with_stale_version_is_412(client: httpx.Client) -> None:
     body = create(client, patient()).json()
-    put(client, body)
-    r = put(client, body, **{"If-Match": 'W/"1"'})
+    put(client, {**body, "gender": "male"})
+    r = put(client, {**body, "gender": "other"}, **{"If-Match": 'W/"1"'})
     assert r.status_code == 412
     assert issue(r)["code"] == "conflict"
 
@@ -36,7 +36,7 @@ def test_if_none_match_with_current_etag_is_304(client: httpx.Client) -> None:
 
 def test_if_none_match_with_old_etag_returns_the_resource(client: httpx.Client) -> None:
     body = create(client, patient()).json()
-    put(client, body)
+    put(client, {**body, "gender": "male"})
     r = client.get(f"/Patient/{body['id']}", headers={"If-None-Match": 'W/"1"'})
     assert r.status_code == 200
 

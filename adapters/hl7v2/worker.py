@@ -1,0 +1,176 @@
+"""Process stored messages: convert, apply through the FHIR service, record the outcome.
+
+The worker only runs messages whose lease it holds, so a message is never applied twice at
+once. The bundle goes through ``fhir_server.service.transaction.process``: the same
+validation and the same single transaction as a REST transaction. Ids in the bundle are
+deterministic (PUT), so applying a message again after a crash rewrites the same resources.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+
+from sqlalchemy.exc import OperationalError
+
+from adapters.hl7v2.ack import ACCEPT, ERROR, REJECT
+from adapters.hl7v2.convert import convert
+from adapters.hl7v2.inbox import Outcome, Receipt, outcome_of, problem_of
+from adapters.hl7v2.types import ERR_APPLICATION_INTERNAL, Conversion, V2Error
+from fhir_server.fhir.outcomes import FhirError
+from fhir_server.logging import get_logger
+from fhir_server.service.messages import MessageService, Status
+from fhir_server.service.resources import ResourceService
+from fhir_server.service.transaction import EntryResult, process
+
+log = get_logger(__name__)
+
+Converter = Callable[[bytes], Conversion]
+#: Table 0357 "application record locked": the original is still being processed.
+ERR_RECORD_LOCKED = "206"
+_RETRIES = 2
+
+
+def _fhir_problem(exc: FhirError) -> str:
+    return "; ".join(issue.diagnostics for issue in exc.issues)[:2000]
+
+
+class Worker:
+    """Runs messages through conversion and the FHIR service, one lease at a time."""
+
+    def __init__(
+        self,
+        messages: MessageService,
+        resources: ResourceService,
+        base_url: str = "http://localhost/fhir",
+        converter: Converter = convert,
+    ) -> None:
+        self.messages = messages
+        self.resources = resources
+        self.base_url = base_url
+        self.convert = converter
+
+    def complete(self, receipt: Receipt, wait_seconds: float = 30.0) -> Outcome:
+        """The outcome of an accepted message: known already, processed now, or awaited."""
+        if receipt.outcome is not None:
+            return receipt.outcome
+        assert receipt.message_id is not None
+        if receipt.claimed:
+            raw = receipt.raw if not receipt.duplicate else self._raw(receipt.message_id)
+            outcome = self.process(receipt.message_id, raw)
+            return _as_duplicate(outcome) if receipt.duplicate else outcome
+        return self._await(receipt.message_id, wait_seconds)
+
+    def _raw(self, message_id: int) -> bytes:
+        stored = self.messages.get(message_id, with_raw=True)
+        assert stored is not None, f"message {message_id} vanished"
+        return stored.raw
+
+    def _await(self, message_id: int, wait_seconds: float) -> Outcome:
+        """A resend whose original is being processed elsewhere: wait for its outcome."""
+        deadline = time.monotonic() + wait_seconds
+        while True:
+            stored = self.messages.get(message_id)
+            if stored is None:
+                raise LookupError(f"message {message_id} vanished")
+            outcome = outcome_of(stored)
+            if outcome is not None:
+                return outcome
+            if self.messages.claim(message_id, [Status.RECEIVED]):
+                return _as_duplicate(self.process(message_id, self._raw(message_id)))
+            if time.monotonic() > deadline:
+                error = V2Error(
+                    "the original of this message is still being processed; send it again later",
+                    code=ERR_RECORD_LOCKED,
+                )
+                return Outcome(ERROR, error, (), message_id, True)
+            time.sleep(0.05)
+
+    def process(self, message_id: int, raw: bytes) -> Outcome:
+        """Convert and apply a message whose lease the caller holds; record what happened."""
+        try:
+            conversion = self.convert(raw)
+        except V2Error as exc:
+            return self._refused(message_id, exc)
+        except Exception as exc:
+            log.exception("hl7 conversion crashed", message_id=message_id)
+            return self._refused(
+                message_id, V2Error(f"conversion failed: {type(exc).__name__}: {exc}")
+            )
+        for warning in conversion.warnings:
+            log.info("hl7 conversion warning", message_id=message_id, warning=warning)
+        try:
+            results = self._apply(conversion)
+        except FhirError as exc:
+            return self._refused(message_id, V2Error(f"FHIR store refused: {_fhir_problem(exc)}"))
+        except Exception as exc:
+            log.exception("hl7 bundle could not be applied", message_id=message_id)
+            return self._refused(
+                message_id, V2Error(f"bundle could not be applied: {type(exc).__name__}")
+            )
+        references = tuple(
+            f"{r.stored.resource_type}/{r.stored.id}/_history/{r.stored.version_id}"
+            for r in results
+            if r.stored is not None
+        )
+        self.messages.processed(message_id, references)
+        log.info("hl7 message processed", message_id=message_id, resources=len(references))
+        return Outcome(ACCEPT, None, references, message_id)
+
+    def _apply(self, conversion: Conversion) -> list[EntryResult]:
+        """Run the bundle; a lost race with a concurrent writer (409, deadlock) is retried."""
+        for attempt in range(_RETRIES + 1):
+            try:
+                return process(self.resources, conversion.bundle, self.base_url)[1]
+            except FhirError as exc:
+                if exc.status != 409 or attempt == _RETRIES:
+                    raise
+            except OperationalError:
+                if attempt == _RETRIES:
+                    raise
+            time.sleep(0.02 * (attempt + 1))
+        raise AssertionError("unreachable")
+
+    def _refused(self, message_id: int, error: V2Error) -> Outcome:
+        if error.reject:
+            self.messages.rejected(message_id, problem_of(error))
+            code = REJECT
+        else:
+            self.messages.failed(message_id, problem_of(error))
+            code = ERROR
+        log.info("hl7 message not processed", message_id=message_id, code=code, error=error.message)
+        return Outcome(code, error, (), message_id)
+
+    def replay(self, message_ids: Iterable[int]) -> list[tuple[int, Outcome | None]]:
+        """Process stored messages again (after a mapping fix); None: unknown or busy."""
+        done: list[tuple[int, Outcome | None]] = []
+        for message_id in message_ids:
+            if self.messages.get(message_id) is None or not self.messages.claim(message_id):
+                done.append((message_id, None))
+                continue
+            done.append((message_id, self.process(message_id, self._raw(message_id))))
+        return done
+
+    def recover(self) -> int:
+        """Process what a crash left stored but unprocessed; how many were taken."""
+        taken = 0
+        for message_id in self.messages.abandoned():
+            if self.messages.claim(message_id, [Status.RECEIVED]):
+                self.process(message_id, self._raw(message_id))
+                taken += 1
+        if taken:
+            log.info("hl7 recovered unprocessed messages", count=taken)
+        return taken
+
+
+def _as_duplicate(outcome: Outcome) -> Outcome:
+    return Outcome(outcome.code, outcome.error, outcome.references, outcome.message_id, True)
+
+
+def internal_error(message_id: int | None) -> Outcome:
+    """What to answer when processing broke in an unexpected way (the message is kept)."""
+    error = V2Error(
+        "internal error while processing; the message is kept and will be retried",
+        code=ERR_APPLICATION_INTERNAL,
+    )
+    return Outcome(ERROR, error, (), message_id)
