@@ -171,6 +171,56 @@ class Unit:
         self._index([(stored.res_pk, doc)], fresh=False)
         return WriteResult(stored, current.deleted)
 
+    def update_many(self, items: list[tuple[dict[str, Any], str, int | None]]) -> list[WriteResult]:
+        """``update`` for many already-validated resources with few statements (bundles)."""
+        keys = [(res["resourceType"], rid) for res, rid, _ in items]
+        currents = repo.get_current_many(self.conn, keys, lock=True)
+        when = self.clock()
+        results: list[WriteResult | None] = []
+        creates: list[tuple[int, dict[str, Any]]] = []
+        moves: list[tuple[int, StoredVersion, dict[str, Any]]] = []
+        for index, (resource, rid, if_match) in enumerate(items):
+            current = currents.get((resource["resourceType"], rid))
+            _check_if_match(current, if_match, f"{resource['resourceType']}/{rid}")
+            if current is None:
+                creates.append((index, stamp(resource, rid, 1, when)))
+                results.append(None)
+            elif _unchanged(current, resource, rid):
+                results.append(WriteResult(current, False))
+            else:
+                moves.append((index, current, stamp(resource, rid, current.version_id + 1, when)))
+                results.append(None)
+        if creates:
+            new = [
+                NewVersion(d["resourceType"], d["id"], 1, when, "PUT", jsonio.dumps(d))
+                for _, d in creates
+            ]
+            try:
+                stored = repo.insert_new(self.conn, new, may_exist=True)
+            except repo.IdTaken:  # a concurrent creator: fall back to one at a time
+                return [self.update(res, rid, if_match) for res, rid, if_match in items]
+            self._index([(s.res_pk, d) for s, (_, d) in zip(stored, creates, strict=True)], True)
+            for s, (index, _) in zip(stored, creates, strict=True):
+                results[index] = WriteResult(s, True)
+        if moves:
+            pairs = [
+                (
+                    cur,
+                    NewVersion(
+                        d["resourceType"], d["id"], d_version(d), when, "PUT", jsonio.dumps(d)
+                    ),
+                )
+                for _, cur, d in moves
+            ]
+            try:
+                moved = repo.append_versions(self.conn, pairs)
+            except repo.VersionConflict as exc:
+                raise FhirError(409, "conflict", str(exc)) from exc
+            self._index([(s.res_pk, d) for s, (_, _, d) in zip(moved, moves, strict=True)], False)
+            for s, (index, cur, _) in zip(moved, moves, strict=True):
+                results[index] = WriteResult(s, cur.deleted)
+        return [r for r in results if r is not None]
+
     def patch(
         self,
         resource_type: str,
@@ -216,6 +266,10 @@ class Unit:
 
     def history(self, **kwargs: Any) -> HistoryPage:
         return repo.history(self.conn, **kwargs)
+
+
+def d_version(doc: dict[str, Any]) -> int:
+    return int(doc["meta"]["versionId"])
 
 
 def _unchanged(current: StoredVersion, resource: dict[str, Any], resource_id: str) -> bool:

@@ -409,19 +409,42 @@ def _transaction(
                 except FhirError as exc:
                     raise _entry_error(e.index, exc) from exc
         posts = [e for e in ordered if e.method == "POST"]
+        puts = [e for e in ordered if e.method == "PUT"]
         for e in ordered:
-            if e.method == "POST":
+            if e.method in ("POST", "PUT"):
                 continue
             if _ORDER.get(e.method, 9) >= 2 and posts:
                 _do_posts(unit, posts, results)
                 posts = []
+            if _ORDER.get(e.method, 9) >= 2 and puts:
+                _do_puts(unit, puts, results)
+                puts = []
             try:
                 results[e.index] = _run(unit, e)
             except FhirError as exc:
                 raise _entry_error(e.index, exc) from exc
         if posts:
             _do_posts(unit, posts, results)
+        if puts:
+            _do_puts(unit, puts, results)
     return [results[e.index] for e in entries]
+
+
+def _do_puts(unit: Unit, puts: list[Entry], results: dict[int, EntryResult]) -> None:
+    """All PUT entries with few statements; on a precondition failure, one by one to name the
+    entry (the batch fails before it writes anything)."""
+    items = [({**e.resource, "id": e.resource_id}, e.resource_id or "", e.if_match) for e in puts]
+    try:
+        written = unit.update_many(items)
+    except FhirError:
+        for e in puts:
+            try:
+                results[e.index] = _run(unit, e)
+            except FhirError as exc:
+                raise _entry_error(e.index, exc) from exc
+        return
+    for e, result in zip(puts, written, strict=True):
+        results[e.index] = _written(result)
 
 
 def _do_posts(unit: Unit, posts: list[Entry], results: dict[int, EntryResult]) -> None:

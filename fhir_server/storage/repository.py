@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, and_, func, insert, select, update
+from sqlalchemy import Connection, and_, bindparam, func, insert, select, tuple_, update
 from sqlalchemy.exc import IntegrityError
 
 from fhir_server.storage.bulk import COPY_THRESHOLD, next_keys, write_rows
@@ -191,6 +191,56 @@ def append_version(conn: Connection, current: StoredVersion, new: NewVersion) ->
         raise VersionConflict(f"{current.resource_type}/{current.id} changed concurrently")
     _append_history(conn, [new], [current.res_pk])
     return _stored(new, current.res_pk)
+
+
+def append_versions(
+    conn: Connection, moves: Sequence[tuple[StoredVersion, NewVersion]]
+) -> list[StoredVersion]:
+    """``append_version`` for many resources: one UPDATE executemany, one history write."""
+    if not moves:
+        return []
+    stmt = (
+        update(resources)
+        .where(
+            resources.c.res_pk == bindparam("b_pk"),
+            resources.c.version_id == bindparam("b_version"),
+        )
+        .values(
+            version_id=bindparam("b_new_version"),
+            last_updated=bindparam("b_updated"),
+            deleted=bindparam("b_deleted"),
+            content=bindparam("b_content"),
+        )
+    )
+    rows = [
+        {
+            "b_pk": cur.res_pk,
+            "b_version": cur.version_id,
+            "b_new_version": new.version_id,
+            "b_updated": new.last_updated,
+            "b_deleted": new.deleted,
+            "b_content": new.content,
+        }
+        for cur, new in moves
+    ]
+    result = conn.execute(stmt, rows)
+    if conn.dialect.supports_sane_multi_rowcount and result.rowcount != len(rows):
+        raise VersionConflict("a resource of the batch changed concurrently")
+    _append_history(conn, [new for _, new in moves], [cur.res_pk for cur, _ in moves])
+    return [_stored(new, cur.res_pk) for cur, new in moves]
+
+
+def get_current_many(
+    conn: Connection, keys: Sequence[tuple[str, str]], lock: bool = False
+) -> dict[tuple[str, str], StoredVersion]:
+    """Current versions of many resources by (type, id), locked like ``get_current``."""
+    if not keys:
+        return {}
+    stmt = _CURRENT.where(tuple_(resources.c.res_type, resources.c.res_id).in_(list(keys)))
+    if lock and conn.dialect.name != "sqlite":
+        stmt = stmt.with_for_update()
+    found = [current_from_row(r) for r in conn.execute(stmt).all()]
+    return {(v.resource_type, v.id): v for v in found}
 
 
 def _append_history(conn: Connection, items: Sequence[NewVersion], pks: Sequence[int]) -> None:
