@@ -15,6 +15,7 @@ from starlette.routing import Route
 
 from adapters.hl7v2 import http as hl7v2_http
 from adapters.hl7v2.listener import start_mllp
+from adapters.insurer.http import routes as insurer_routes
 from fhir_server.api import rest
 from fhir_server.api.metadata import capability_statement
 from fhir_server.api.render import outcome_response
@@ -87,6 +88,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     for path, method, endpoint in rest.ROUTES:
         app.router.routes.append(Route(settings.base_path + path, endpoint, methods=[method]))
     app.router.routes.extend(hl7v2_http.routes())  # POST /hl7v2
+    app.router.routes.extend(insurer_routes())  # POST /ingest/insurer
     _install_error_handlers(app)
 
     @app.get("/healthz", include_in_schema=False)

@@ -9,6 +9,7 @@ import typer
 
 from adapters.hl7v2.cli import app as hl7_app
 from adapters.hl7v2.cli import mllp as hl7_mllp
+from adapters.insurer.cli import app as ingest_app
 from fhir_server.logging import configure as configure_logging
 from fhir_server.settings import get_settings
 
@@ -18,6 +19,7 @@ app = typer.Typer(
 db_app = typer.Typer(help="Database schema management.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(hl7_app, name="hl7")
+app.add_typer(ingest_app, name="ingest")
 app.command("mllp")(hl7_mllp)
 
 DatabaseUrl = Annotated[
