@@ -114,7 +114,9 @@ def parse_resource(body: bytes, fmt: Format) -> Any:
         from fhir_server.fhir.xml import XmlFormatError, xml_to_resource
 
         try:
-            return xml_to_resource(body)
+            resource = xml_to_resource(body)
+            jsonio.check_depth(resource)
+            return resource
         except XmlFormatError as exc:
             where = (exc.expression,) if exc.expression else ()
             raise FhirError(400, "structure", exc.message, where) from exc

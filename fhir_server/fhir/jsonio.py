@@ -30,10 +30,15 @@ def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return obj
 
 
+#: Deeper documents are refused before any recursive code (validation, indexing) sees them;
+#: real resources stay far below this (a Bundle of Questionnaires with nested items ~30).
+MAX_DEPTH = 64
+
+
 def loads(data: bytes | str) -> Any:
     """Parse JSON strictly: decimals as Decimal, no NaN/Infinity, no duplicate keys."""
     try:
-        return json.loads(
+        value = json.loads(
             data,
             parse_float=Decimal,
             parse_constant=_reject_constant,
@@ -41,6 +46,21 @@ def loads(data: bytes | str) -> Any:
         )
     except (ValueError, UnicodeDecodeError, RecursionError) as exc:
         raise FhirError(400, "structure", f"Request body is not valid JSON: {exc}") from exc
+    check_depth(value)
+    return value
+
+
+def check_depth(value: Any, limit: int = MAX_DEPTH) -> None:
+    """Refuse documents nested deeper than ``limit`` (iteratively: no recursion to exhaust)."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > limit:
+            raise FhirError(400, "too-costly", f"Document is nested deeper than {limit} levels")
+        if isinstance(item, dict):
+            stack.extend((v, depth + 1) for v in item.values() if isinstance(v, dict | list))
+        elif isinstance(item, list):
+            stack.extend((v, depth + 1) for v in item if isinstance(v, dict | list))
 
 
 class RawJson:

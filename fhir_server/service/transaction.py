@@ -105,7 +105,7 @@ def _parse_request_url(url: str, index: int) -> tuple[str, str | None, int | Non
             raise FhirError(400, "value", f"Bundle.entry[{index}].request.url has a bad version id")
         version = int(segments[3])
         history = False
-    if len(segments) > 4 or (len(segments) == 3 and not history):
+    if len(segments) > 4 or (len(segments) >= 3 and segments[2] != "_history"):
         raise FhirError(
             400, "invalid", f"Bundle.entry[{index}].request.url '{url[:80]}' is not supported"
         )
@@ -154,6 +154,13 @@ def parse_entries(bundle: Any, max_entries: int = 10_000) -> tuple[str, list[Ent
         raise FhirError.from_issues(400, issues[:50])
     entries = []
     for index, raw in enumerate(bundle.get("entry", []) or []):
+        if not isinstance(raw, dict):
+            raise FhirError(
+                400,
+                "structure",
+                f"Bundle.entry[{index}] must be an object",
+                (f"Bundle.entry[{index}]",),
+            )
         request = raw.get("request")
         if not request:
             raise FhirError(

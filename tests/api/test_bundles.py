@@ -319,3 +319,24 @@ def test_batch_search_entry_returns_a_searchset(client: httpx.Client) -> None:
     inner = r.json()["entry"][0]["resource"]
     assert inner["type"] == "searchset"
     assert inner["total"] == 1
+
+
+def test_null_entry_is_400(client: httpx.Client) -> None:
+    r = client.post(
+        "/",
+        content=b'{"resourceType":"Bundle","type":"transaction","entry":[null]}',
+        headers={"Content-Type": FHIR_JSON},
+    )
+    assert r.status_code == 400
+
+
+def test_entry_url_with_extra_path_segments_is_400(client: httpx.Client) -> None:
+    entry = {"resource": patient(), "request": {"method": "PUT", "url": "Patient/../../x"}}
+    assert _post(client, _bundle("transaction", [entry])).status_code == 400
+
+
+def test_nested_contained_resources_are_rejected_quickly(client: httpx.Client) -> None:
+    inner = b'{"resourceType":"Patient","contained":[' * 300 + b"{}" + b"]}" * 300
+    body = b'{"resourceType":"Patient","contained":[' + inner + b"]}"
+    r = client.post("/Patient", content=body, headers={"Content-Type": FHIR_JSON}, timeout=10)
+    assert r.status_code == 400
