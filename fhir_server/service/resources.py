@@ -207,7 +207,7 @@ class Unit:
                 (
                     cur,
                     NewVersion(
-                        d["resourceType"], d["id"], d_version(d), when, "PUT", jsonio.dumps(d)
+                        d["resourceType"], d["id"], _version_of(d), when, "PUT", jsonio.dumps(d)
                     ),
                 )
                 for _, cur, d in moves
@@ -268,7 +268,8 @@ class Unit:
         return repo.history(self.conn, **kwargs)
 
 
-def d_version(doc: dict[str, Any]) -> int:
+def _version_of(doc: dict[str, Any]) -> int:
+    """The version a stamped document will be stored as."""
     return int(doc["meta"]["versionId"])
 
 

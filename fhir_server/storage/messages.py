@@ -117,15 +117,15 @@ class StoredMessage:
 _SUMMARY = [c for c in hl7_messages.c if c.name != "raw"]
 
 
-def _utc(value: datetime | None) -> datetime | None:
+def as_utc(value: datetime | None) -> datetime | None:
     if value is None:
         return None
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 def _row(row: Any, with_raw: bool) -> StoredMessage:
-    received = _utc(row.received_at)
-    updated = _utc(row.updated_at)
+    received = as_utc(row.received_at)
+    updated = as_utc(row.updated_at)
     assert received is not None and updated is not None
     return StoredMessage(
         id=row.id,
@@ -143,7 +143,7 @@ def _row(row: Any, with_raw: bool) -> StoredMessage:
         error_code=row.error_code,
         error_location=row.error_location,
         attempts=row.attempts,
-        claimed_until=_utc(row.claimed_until),
+        claimed_until=as_utc(row.claimed_until),
         fingerprint=row.fingerprint,
         resources=json.loads(row.resources) if row.resources else [],
         raw=bytes(row.raw) if with_raw else b"",

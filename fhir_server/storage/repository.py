@@ -36,7 +36,7 @@ class VersionConflict(Exception):
     """The current version moved on under us; history must not fork."""
 
 
-def _utc(value: datetime) -> datetime:
+def as_utc(value: datetime) -> datetime:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
@@ -68,7 +68,7 @@ def current_from_row(row: Any) -> StoredVersion:
         row.res_type,
         row.res_id,
         row.version_id,
-        _utc(row.last_updated),
+        as_utc(row.last_updated),
         row.deleted,
         row.content,
         res_pk=row.res_pk,
@@ -93,7 +93,7 @@ def _version(row: object) -> StoredVersion:
         row.res_type,  # type: ignore[attr-defined]
         row.res_id,  # type: ignore[attr-defined]
         row.version_id,  # type: ignore[attr-defined]
-        _utc(row.last_updated),  # type: ignore[attr-defined]
+        as_utc(row.last_updated),  # type: ignore[attr-defined]
         row.deleted,  # type: ignore[attr-defined]
         row.content,  # type: ignore[attr-defined]
         row.method,  # type: ignore[attr-defined]

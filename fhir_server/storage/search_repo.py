@@ -12,7 +12,7 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, Connection, and_, false, func, or_, select, tuple_
 
-from fhir_server.storage.repository import StoredVersion, _utc, current_from_row
+from fhir_server.storage.repository import StoredVersion, as_utc, current_from_row
 from fhir_server.storage.schema import resources
 from fhir_server.storage.search_query import Condition, Scope
 from fhir_server.storage.search_tables import idx_reference
@@ -78,7 +78,7 @@ def decode_cursor(token: str) -> tuple[list[Any], str]:
 
     def dec(v: Any) -> Any:
         if isinstance(v, dict) and "t" in v:
-            return _utc(datetime.fromisoformat(v["t"]))
+            return as_utc(datetime.fromisoformat(v["t"]))
         if isinstance(v, dict) and "d" in v:
             return Decimal(v["d"])
         return v
