@@ -16,7 +16,7 @@ from starlette.routing import Route
 from adapters.hl7v2 import http as hl7v2_http
 from adapters.hl7v2.listener import start_mllp
 from adapters.insurer.http import routes as insurer_routes
-from fhir_server.api import rest
+from fhir_server.api import booking_ops, operations, pathway_ops, profile_ops, rest
 from fhir_server.api.metadata import capability_statement
 from fhir_server.api.render import outcome_response
 from fhir_server.fhir.outcomes import FhirError, Issue
@@ -30,6 +30,9 @@ from fhir_server.storage.fast_read import AsyncReader
 log = get_logger(__name__)
 
 _HTTP_CODES = {404: "not-found", 405: "not-supported", 406: "not-supported", 415: "not-supported"}
+
+
+_OPERATION_MODULES = (booking_ops, pathway_ops, profile_ops)  # imported for their routes
 
 
 def create_app(settings: Settings | None = None, database: Database | None = None) -> FastAPI:
@@ -85,8 +88,10 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         openapi_url=None,
     )
     app.state.settings = settings
-    for path, method, endpoint in rest.ROUTES:
+    for path, method, endpoint in operations.OPERATION_ROUTES + rest.ROUTES:
         app.router.routes.append(Route(settings.base_path + path, endpoint, methods=[method]))
+    for path, method, endpoint in operations.PAGE_ROUTES:
+        app.router.routes.append(Route(path, endpoint, methods=[method]))
     app.router.routes.extend(hl7v2_http.routes())  # POST /hl7v2
     app.router.routes.extend(insurer_routes())  # POST /ingest/insurer
     _install_error_handlers(app)
