@@ -22,8 +22,13 @@ from fhir_server.service.validation import check_type
 from fhir_server.storage import search_repo
 from fhir_server.storage.database import Database
 from fhir_server.storage.repository import StoredVersion
-from fhir_server.storage.search_query import Condition, QueryBuilder, Scope, UnknownParameter
-from fhir_server.storage.search_repo import SortKey
+from fhir_server.storage.search_query import (
+    Condition,
+    QueryBuilder,
+    Scope,
+    SortKey,
+    UnknownParameter,
+)
 
 #: Parameters every search accepts that are not in the registry.
 _COMMON = frozenset({"_id", "_lastUpdated"})
@@ -65,6 +70,8 @@ class SearchService:
         self.registry = registry
         self.max_page_size = max_page_size
         self.default_page_size = default_page_size
+        #: Without _total, the first page of a larger result counts up to this many matches.
+        self.default_count_cap = 1000
 
     def search(
         self,
@@ -107,7 +114,7 @@ class SearchService:
             used.append((name, value))
         if compartment is not None:
             conditions.append(self._compartment(builder, scope, compartment))
-        sort = [SortKey(builder.sort_key(scope, code, desc), desc) for code, desc in req.sort]
+        sort = [builder.sort_key(scope, code, desc) for code, desc in req.sort]
         count = self.default_page_size if req.count is None else req.count
         count = max(0, min(count, self.max_page_size))
         if conn is not None:
@@ -135,8 +142,14 @@ class SearchService:
         total: int | None = None
         if req.page_token is None and page.next_cursor is None and req.total != "none":
             total = len(page.rows)  # everything is on this one page
-        elif req.total in ("accurate", "estimate") or (req.total is None and not req.page_token):
-            total = search_repo.count(conn, conditions)  # later pages count only when asked
+        elif req.total == "accurate":
+            total = search_repo.count(conn, conditions)
+        elif req.total == "estimate":
+            total = search_repo.estimate(conn, conditions)
+        elif req.total is None and not req.page_token:
+            # Counting 100,000 matches costs more than the page: exact up to a cap, else absent
+            # (as Medplum; clients that need it ask with _total=accurate).
+            total = search_repo.count(conn, conditions, cap=self.default_count_cap)
         extra = self._includes(conn, req, page.rows, warnings)
         return SearchResult(
             page.rows, extra, total, page.next_cursor, page.prev_cursor, used, warnings, req

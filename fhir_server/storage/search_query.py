@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy import (
     ColumnElement,
     FromClause,
+    Table,
     and_,
     false,
     func,
@@ -59,6 +60,25 @@ _MODIFIERS = {
     "uri": {"above", "below", "missing"},
     "composite": {"missing"},
 }
+
+
+@dataclass(frozen=True)
+class Walk:
+    """How to read a sort key in order from its index table (``table.param``, ``column``)."""
+
+    table: Table
+    column: str
+    code: str
+    types: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class SortKey:
+    """``expr`` gives the resource's sort value; ``walk`` says how an index yields it in order."""
+
+    expr: ColumnElement[Any]
+    descending: bool
+    walk: Walk | None = None
 
 
 class UnknownParameter(FhirError):
@@ -399,21 +419,23 @@ class QueryBuilder:
 
     # --- sorting -----------------------------------------------------------------------------
 
-    def sort_key(self, scope: Scope, code: str, descending: bool) -> ColumnElement[Any]:
+    def sort_key(self, scope: Scope, code: str, descending: bool) -> SortKey:
         """The value a resource sorts by: its lowest value ascending, highest descending."""
         if code == "_id":
-            return scope.table.c.res_id
+            return SortKey(scope.table.c.res_id, descending)
         if code == "_lastUpdated":
-            return scope.table.c.last_updated
+            return SortKey(scope.table.c.last_updated, descending)
         param = self.param(scope.types, code)
         if param is None or param.type not in _SORT_COLUMN:
             raise FhirError(400, "not-supported", f"Cannot sort by '{code}'", ("_sort",))
         table = _TABLE_OF[param.type]
-        column = table.c[_SORT_COLUMN[param.type][1 if descending else 0]]
+        name = _SORT_COLUMN[param.type][1 if descending else 0]
+        column = table.c[name]
         agg = func.max(column) if descending else func.min(column)
-        return (
+        expr = (
             select(agg).where(table.c.res_pk == scope.pk, table.c.param == code).scalar_subquery()
         )
+        return SortKey(expr, descending, Walk(table, name, code, scope.types))
 
 
 #: Column to sort by per parameter type: (ascending, descending).

@@ -8,13 +8,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, overload
 
-from sqlalchemy import ColumnElement, Connection, and_, false, func, or_, select, tuple_
+from sqlalchemy import ColumnElement, Connection, and_, false, func, null, or_, select, tuple_
 
 from fhir_server.storage.repository import StoredVersion, as_utc, current_from_row
 from fhir_server.storage.schema import resources
-from fhir_server.storage.search_query import Condition, Scope
+from fhir_server.storage.search_query import Condition, Scope, SortKey, Walk
 from fhir_server.storage.search_tables import idx_reference
 
 R = resources
@@ -28,12 +28,6 @@ _COLUMNS = (
     R.c.deleted,
     R.c.content,
 )
-
-
-@dataclass(frozen=True)
-class SortKey:
-    expr: ColumnElement[Any]
-    descending: bool
 
 
 @dataclass
@@ -51,9 +45,28 @@ def base_conditions(types: Sequence[str]) -> list[Condition]:
     return [R.c.res_type.in_(list(types)), R.c.deleted.is_(False)]
 
 
-def count(conn: Connection, conditions: Sequence[Condition]) -> int:
-    stmt = select(func.count()).select_from(R).where(*conditions)
-    return int(conn.execute(stmt).scalar_one())
+@overload
+def count(conn: Connection, conditions: Sequence[Condition]) -> int: ...
+@overload
+def count(conn: Connection, conditions: Sequence[Condition], cap: int) -> int | None: ...
+def count(conn: Connection, conditions: Sequence[Condition], cap: int | None = None) -> int | None:
+    """The number of matches; with ``cap``, None when there are more than ``cap``."""
+    if cap is None:
+        stmt = select(func.count()).select_from(R).where(*conditions)
+        return int(conn.execute(stmt).scalar_one())
+    capped = select(R.c.res_pk).where(*conditions).limit(cap + 1).subquery()
+    found = int(conn.execute(select(func.count()).select_from(capped)).scalar_one())
+    return found if found <= cap else None
+
+
+def estimate(conn: Connection, conditions: Sequence[Condition]) -> int:
+    """The planner's row estimate on PostgreSQL (no scan); an exact count elsewhere."""
+    if conn.dialect.name != "postgresql":
+        return count(conn, conditions)
+    stmt = select(R.c.res_pk).where(*conditions)
+    compiled = stmt.compile(conn, compile_kwargs={"render_postcompile": True})
+    plan = conn.exec_driver_sql(f"EXPLAIN (FORMAT JSON) {compiled}", compiled.params).scalar_one()
+    return int(plan[0]["Plan"]["Plan Rows"])
 
 
 def _keys(sort: Sequence[SortKey]) -> list[SortKey]:
@@ -132,18 +145,18 @@ def page(
 ) -> Page:
     """One page in keyset order: writes by others never shift it (inserts land in order)."""
     keys = _keys(sort)
-    labeled = [k.expr.label(f"k{i}") for i, k in enumerate(keys)]
     forward = True
-    where = list(conditions)
+    values: list[Any] | None = None
     if cursor:
         values, direction = decode_cursor(cursor)
         if len(values) != len(keys):
             raise ValueError("paging token does not fit this search")
         forward = direction == "next"
-        where.append(_after(keys, values, forward))
-    order = [_order(k, forward) for k in keys]
-    stmt = select(*_COLUMNS, *labeled).where(*where).order_by(*order).limit(count_ + 1)
-    rows = list(conn.execute(stmt).all())
+    walk = sort[0].walk if len(sort) == 1 and forward else None
+    if walk is not None and conn.dialect.name == "postgresql":
+        rows = _walked(conn, conditions, sort[0], walk, count_ + 1, values)
+    else:
+        rows = _ordered(conn, conditions, keys, count_ + 1, values, forward)
     more = len(rows) > count_
     rows = rows[:count_]
     if not forward:
@@ -158,6 +171,90 @@ def page(
     next_cursor = _encode(boundary(rows[-1]), "next") if has_next and rows else None
     prev_cursor = _encode(boundary(rows[0]), "prev") if has_prev else None
     return Page(stored, next_cursor, prev_cursor)
+
+
+def _ordered(
+    conn: Connection,
+    conditions: Sequence[Condition],
+    keys: Sequence[SortKey],
+    limit: int,
+    values: Sequence[Any] | None,
+    forward: bool,
+) -> list[Any]:
+    """Rows in keyset order, each sort value computed per matching resource."""
+    where = list(conditions)
+    if values is not None:
+        where.append(_after(keys, values, forward))
+    labeled = [k.expr.label(f"k{i}") for i, k in enumerate(keys)]
+    order = [_order(k, forward) for k in keys]
+    stmt = select(*_COLUMNS, *labeled).where(*where).order_by(*order).limit(limit)
+    return list(conn.execute(stmt).all())
+
+
+def _walked(
+    conn: Connection,
+    conditions: Sequence[Condition],
+    key: SortKey,
+    walk: Walk,
+    limit: int,
+    values: Sequence[Any] | None,
+) -> list[Any]:
+    """Forward rows of a one-key sort read from the key's index table, in index order.
+
+    Each resource is met at the index row that holds its sort value (the max descending, the
+    min ascending), so PostgreSQL can walk the index and stop after ``limit`` matches instead
+    of computing the key of every match (1.5 s for 60,000 matches of a million). Resources
+    without a value follow, as in the general order.
+    """
+    rows: list[Any] = []
+    if values is None or values[0] is not None:
+        table = walk.table.alias("sort_walk")
+        column = table.c[walk.column]
+        keys = [SortKey(column, key.descending), SortKey(R.c.res_pk, False)]
+        own = walk.table.alias("sort_own")
+        own_column = own.c[walk.column]
+        best = select(func.max(own_column) if key.descending else func.min(own_column)).where(
+            own.c.res_pk == table.c.res_pk, own.c.param == walk.code
+        )
+        where = [
+            table.c.res_type.in_(walk.types),
+            table.c.param == walk.code,
+            column == best.scalar_subquery(),
+            *conditions,
+        ]
+        if values is not None:
+            where.append(_after(keys, values, True))
+        # Plain directions: NULLS LAST would keep PostgreSQL from reading the index backwards.
+        order = [column.desc() if key.descending else column.asc(), R.c.res_pk.asc()]
+        stmt = (
+            select(*_COLUMNS, column.label("k0"), R.c.res_pk.label("k1"))
+            .select_from(table.join(R, R.c.res_pk == table.c.res_pk))
+            .where(*where)
+            .order_by(*order)
+            .limit(limit * 2)
+        )
+        fetched = list(conn.execute(stmt))
+        seen: set[int] = set()
+        for row in fetched:
+            if row.res_pk not in seen:  # equal values on several index rows of one resource
+                seen.add(row.res_pk)
+                rows.append(row)
+                if len(rows) == limit:
+                    return rows
+        if len(fetched) == limit * 2:  # unusually many duplicates: the general order decides
+            keys = _keys([key])
+            return _ordered(conn, conditions, keys, limit, values, True)
+    missing = [*conditions, key.expr.is_(None)]
+    if values is not None and values[0] is None:
+        missing.append(R.c.res_pk > values[1])
+    null_key = SortKey(null(), key.descending)
+    stmt = (
+        select(*_COLUMNS, null_key.expr.label("k0"), R.c.res_pk.label("k1"))
+        .where(*missing)
+        .order_by(R.c.res_pk)
+        .limit(limit - len(rows))
+    )
+    return rows + list(conn.execute(stmt).all())
 
 
 def included(

@@ -108,6 +108,9 @@ PAGED = [
     ("Condition", "_sort=recorded-date"),
     ("ServiceRequest", "_sort=status,-authored"),
     ("Appointment", "_sort=-date"),
+    # several codings per Observation: each is met once, at its lowest / highest code
+    ("Observation", "_sort=code"),
+    ("Observation", "_sort=-code"),
 ]
 
 
