@@ -149,7 +149,11 @@ class SearchService:
         elif req.total is None and not req.page_token:
             # Counting 100,000 matches costs more than the page: exact up to a cap, else absent
             # (as Medplum; clients that need it ask with _total=accurate).
-            total = search_repo.count(conn, conditions, cap=self.default_count_cap)
+            cap = self.default_count_cap
+            if page.count_cap == cap:
+                total = page.counted  # counted already, to choose how to sort
+            else:
+                total = search_repo.count(conn, conditions, cap=cap)
         extra = self._includes(conn, req, page.rows, warnings)
         return SearchResult(
             page.rows, extra, total, page.next_cursor, page.prev_cursor, used, warnings, req

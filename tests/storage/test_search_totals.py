@@ -7,6 +7,7 @@ import uuid
 import pytest
 
 from fhir_server.service.resources import ResourceService
+from fhir_server.storage import search_repo
 from fhir_server.storage.database import Database
 
 
@@ -62,14 +63,20 @@ def test_total_none_leaves_it_out(tagged: tuple[ResourceService, str]) -> None:
     assert _search(service, tag, ("_total", "none")) is None
 
 
-def test_sorted_pages_by_index_walk_neither_skip_nor_repeat(
+@pytest.mark.parametrize("walk_above", [1000, 2], ids=["per-match-keys", "index-walk"])
+@pytest.mark.parametrize("order", ["-date", "date"])
+def test_sorted_pages_neither_skip_nor_repeat(
     tagged: tuple[ResourceService, str],
+    monkeypatch: pytest.MonkeyPatch,
+    walk_above: int,
+    order: str,
 ) -> None:
     service, tag = tagged
+    monkeypatch.setattr(search_repo, "WALK_ABOVE", walk_above)
     seen: list[str] = []
     token = None
     while True:
-        extra = [("_sort", "-date")] + ([("_page", token)] if token else [])
+        extra = [("_sort", order)] + ([("_page", token)] if token else [])
         result = service.search.search(["Observation"], [("_tag", tag), ("_count", "2"), *extra])
         seen += [m.id for m in result.matches]
         token = result.next_cursor
@@ -77,4 +84,38 @@ def test_sorted_pages_by_index_walk_neither_skip_nor_repeat(
             break
     dates = [service.read("Observation", i).content for i in seen]
     assert len(seen) == len(set(seen)) == 5
-    assert dates == sorted(dates, key=lambda c: c.split(b'effectiveDateTime":"')[1], reverse=True)
+    by_date = sorted(
+        dates, key=lambda c: c.split(b'effectiveDateTime":"')[1], reverse=order.startswith("-")
+    )
+    assert dates == by_date
+
+
+def test_index_walk_lists_resources_without_a_value_last(
+    tagged: tuple[ResourceService, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    service, tag = tagged
+    code = tag.split("|")[1]
+    undated = [
+        service.create(
+            "Observation",
+            {
+                "resourceType": "Observation",
+                "meta": {"tag": [{"system": "urn:test", "code": code}]},
+                "status": "final",
+                "code": {"text": "no date"},
+            },
+        ).stored.id
+        for _ in range(2)
+    ]
+    monkeypatch.setattr(search_repo, "WALK_ABOVE", 2)
+    seen: list[str] = []
+    token = None
+    while True:
+        extra = [("_sort", "-date")] + ([("_page", token)] if token else [])
+        result = service.search.search(["Observation"], [("_tag", tag), ("_count", "3"), *extra])
+        seen += [m.id for m in result.matches]
+        token = result.next_cursor
+        if token is None:
+            break
+    assert len(seen) == len(set(seen)) == 7
+    assert sorted(seen[-2:]) == sorted(undated)
