@@ -1,4 +1,4 @@
-"""Write-time validation: R4 schema, fhir.resources models, required bindings.
+"""Write-time validation: R4 schema, fhir.resources models, required bindings, program profiles.
 
 Status policy (docs/validation.md): a body that is not a structurally valid R4 resource is a
 400; one that is well-formed but breaks content rules (cardinality, required bindings) is a 422.
@@ -14,6 +14,7 @@ from fhir_server.fhir.models import validate_model
 from fhir_server.fhir.narrative import check_narratives
 from fhir_server.fhir.outcomes import FhirError, Issue
 from fhir_server.fhir.schema import resource_types, validate_structure
+from fhir_server.profiles.registry import claimed_profile_issues
 
 ID_PATTERN = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
 
@@ -62,4 +63,7 @@ def validate_resource(resource: Any, expected_type: str | None = None) -> dict[s
     if issues:
         status = 422 if all(i.code in _RULE_CODES for i in issues) else 400
         raise FhirError.from_issues(status, issues[:100])
+    profile_issues = claimed_profile_issues(resource)  # docs/profiles.md
+    if profile_issues:
+        raise FhirError.from_issues(422, profile_issues[:100])
     return resource

@@ -1,0 +1,1 @@
+"""The program's profiles: loading ``profiles/``, validating instances, installing them."""
