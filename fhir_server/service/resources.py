@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -17,7 +17,9 @@ from fhir_server.fhir.outcomes import FhirError, gone, not_found
 from fhir_server.search.extract import extract
 from fhir_server.search.registry import Registry
 from fhir_server.service.clock import instant, now
-from fhir_server.service.search import SearchService
+from fhir_server.service.hooks import MAX_AFTER_RUNS, AfterHook, Hooks
+from fhir_server.service.hooks import default as default_hooks
+from fhir_server.service.search import SearchResult, SearchService
 from fhir_server.service.validation import check_id, check_type, validate_resource
 from fhir_server.storage import repository as repo
 from fhir_server.storage import search_index
@@ -70,14 +72,79 @@ class Unit:
     """One database transaction: every write inside commits together or not at all."""
 
     def __init__(
-        self, conn: Any, clock: Callable[[], datetime], registry: Registry, search: SearchService
+        self,
+        conn: Any,
+        clock: Callable[[], datetime],
+        registry: Registry,
+        search: SearchService,
+        hooks: Hooks | None = None,
     ) -> None:
         self.conn = conn
         self.clock = clock
         self.registry = registry
         self.search = search
+        self.hooks = hooks if hooks is not None else Hooks()
         #: SearchParameter resources written in this unit, registered once it commits.
         self.pending_parameters: list[dict[str, Any]] = []
+        #: After-hooks of the versions written, run by ``finish`` before the commit.
+        self.queued: list[tuple[AfterHook, dict[str, Any], dict[str, Any] | None]] = []
+        #: Warnings of rules that ran in this unit (e.g. a referral that could not be booked).
+        self.warnings: list[str] = []
+
+    def _before(
+        self,
+        resource: dict[str, Any],
+        current: StoredVersion | None,
+        batch: Sequence[dict[str, Any]],
+    ) -> dict[str, Any]:
+        for hook in self.hooks.before.get(resource["resourceType"], ()):
+            resource = hook(self, resource, current, batch)
+        return resource
+
+    def _after(self, doc: dict[str, Any], previous: StoredVersion | None) -> None:
+        hooks = self.hooks.after.get(doc["resourceType"])
+        if not hooks:
+            return
+        before = None
+        if previous is not None and previous.content is not None and not previous.deleted:
+            before = jsonio.loads_trusted(previous.content)
+        self.queued.extend((hook, doc, before) for hook in hooks)
+
+    def finish(self) -> None:
+        """Run the queued after-hooks (and what they queue) inside this transaction."""
+        runs = 0
+        while self.queued:
+            hook, doc, before = self.queued.pop(0)
+            runs += 1
+            if runs > MAX_AFTER_RUNS:
+                raise FhirError(500, "exception", "Pathway rules did not settle; nothing stored")
+            hook(self, doc, before)
+
+    def current(
+        self, resource_type: str, resource_id: str, lock: bool = False
+    ) -> StoredVersion | None:
+        """The newest version, deleted or not (None: never existed); ``lock`` holds the row
+        until the unit ends, so rules can re-check a state others may change concurrently."""
+        return repo.get_current(self.conn, resource_type, resource_id, lock=lock)
+
+    def current_many(
+        self, keys: Sequence[tuple[str, str]], lock: bool = False
+    ) -> dict[tuple[str, str], StoredVersion]:
+        """``current`` for many (type, id) pairs in one statement."""
+        return repo.get_current_many(self.conn, keys, lock=lock)
+
+    def all_of_type(self, resource_type: str) -> list[StoredVersion]:
+        """Every live resource of a small, definitional type (Schedules, teams)."""
+        return repo.current_of_type(self.conn, resource_type)
+
+    def find(self, resource_types: Sequence[str], pairs: Sequence[tuple[str, str]]) -> SearchResult:
+        """A search inside this unit: it sees the unit's own writes and locks."""
+        return self.search.search(resource_types, pairs, conn=self.conn)
+
+    def savepoint(self) -> Any:
+        """A nested transaction (``commit()``/``rollback()``): rolling it back releases the
+        row locks taken inside it."""
+        return self.conn.begin_nested()
 
     def read(self, resource_type: str, resource_id: str) -> StoredVersion:
         check_type(resource_type)
@@ -116,6 +183,9 @@ class Unit:
 
     def create_many(self, items: list[tuple[dict[str, Any], str]]) -> list[WriteResult]:
         """Create already-validated resources under the ids given, in one statement."""
+        if self.hooks.before:
+            batch = [res for res, _ in items]
+            items = [(self._before(res, None, batch), rid) for res, rid in items]
         when = self.clock()
         stamped = [stamp(res, rid, 1, when) for res, rid in items]
         new = [
@@ -124,6 +194,8 @@ class Unit:
         ]
         stored = repo.insert_new(self.conn, new)
         self._index([(s.res_pk, doc) for s, doc in zip(stored, stamped, strict=True)], fresh=True)
+        for doc in stamped:
+            self._after(doc, None)
         return [WriteResult(s, True) for s in stored]
 
     def _index(self, items: list[tuple[int, dict[str, Any]]], fresh: bool) -> None:
@@ -150,6 +222,7 @@ class Unit:
         resource_type = resource["resourceType"]
         current = repo.get_current(self.conn, resource_type, resource_id, lock=True)
         _check_if_match(current, if_match, f"{resource_type}/{resource_id}")
+        resource = self._before(resource, current, (resource,))
         when = self.clock()
         if current is None:
             doc = stamp(resource, resource_id, 1, when)
@@ -157,6 +230,7 @@ class Unit:
             try:
                 stored = repo.insert_new(self.conn, [new], may_exist=True)[0]
                 self._index([(stored.res_pk, doc)], fresh=True)
+                self._after(doc, None)
                 return WriteResult(stored, True)
             except repo.IdTaken:
                 current = repo.get_current(self.conn, resource_type, resource_id, lock=True)
@@ -169,12 +243,19 @@ class Unit:
         new = NewVersion(resource_type, resource_id, version, when, method, jsonio.dumps(doc))
         stored = self._append(current, new)
         self._index([(stored.res_pk, doc)], fresh=False)
+        self._after(doc, current)
         return WriteResult(stored, current.deleted)
 
     def update_many(self, items: list[tuple[dict[str, Any], str, int | None]]) -> list[WriteResult]:
         """``update`` for many already-validated resources with few statements (bundles)."""
         keys = [(res["resourceType"], rid) for res, rid, _ in items]
         currents = repo.get_current_many(self.conn, keys, lock=True)
+        if self.hooks.before:
+            batch = [res for res, _, _ in items]
+            items = [
+                (self._before(res, currents.get((res["resourceType"], rid)), batch), rid, m)
+                for res, rid, m in items
+            ]
         when = self.clock()
         results: list[WriteResult | None] = []
         creates: list[tuple[int, dict[str, Any]]] = []
@@ -200,8 +281,9 @@ class Unit:
             except repo.IdTaken:  # a concurrent creator: fall back to one at a time
                 return [self.update(res, rid, if_match) for res, rid, if_match in items]
             self._index([(s.res_pk, d) for s, (_, d) in zip(stored, creates, strict=True)], True)
-            for s, (index, _) in zip(stored, creates, strict=True):
+            for s, (index, doc) in zip(stored, creates, strict=True):
                 results[index] = WriteResult(s, True)
+                self._after(doc, None)
         if moves:
             pairs = [
                 (
@@ -217,8 +299,9 @@ class Unit:
             except repo.VersionConflict as exc:
                 raise FhirError(409, "conflict", str(exc)) from exc
             self._index([(s.res_pk, d) for s, (_, _, d) in zip(moved, moves, strict=True)], False)
-            for s, (index, cur, _) in zip(moved, moves, strict=True):
+            for s, (index, cur, doc) in zip(moved, moves, strict=True):
                 results[index] = WriteResult(s, cur.deleted)
+                self._after(doc, cur)
         return [r for r in results if r is not None]
 
     def patch(
@@ -314,11 +397,17 @@ class ResourceService:
     """Single interactions, each in its own transaction; ``unit()`` for several together."""
 
     def __init__(
-        self, db: Database, clock: Callable[[], datetime] = now, registry: Registry | None = None
+        self,
+        db: Database,
+        clock: Callable[[], datetime] = now,
+        registry: Registry | None = None,
+        hooks: Hooks | None = None,
     ) -> None:
         self.db = db
         self.clock = clock
         self.registry = registry or Registry.standard()
+        #: Rules run inside each unit (the pathway's); the process default when not given.
+        self.hooks = hooks if hooks is not None else default_hooks()
         self.search = SearchService(db, self.registry)
         #: Set by the app on PostgreSQL: reads then stay on the event loop.
         self.async_reader: AsyncReader | None = None
@@ -339,8 +428,9 @@ class ResourceService:
     def unit(self, write: bool = True, single: bool = False) -> Iterator[Unit]:
         """A transaction; ``single`` marks a read of one statement (no BEGIN/COMMIT)."""
         with self.db.write() if write else self.db.read(single) as conn:
-            unit = Unit(conn, self.clock, self.registry, self.search)
+            unit = Unit(conn, self.clock, self.registry, self.search, self.hooks)
             yield unit
+            unit.finish()
         for definition in unit.pending_parameters:
             self.registry.add(definition)
 

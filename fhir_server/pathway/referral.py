@@ -1,0 +1,97 @@
+"""What makes a ServiceRequest a second-opinion referral, and when it was received."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from fhir_server.pathway.program import (
+    CONSULTATION_CODE,
+    LIVE_APPOINTMENT,
+    REFERRAL_CATEGORY,
+    SECOND_OPINION_REASON,
+)
+from fhir_server.service.resources import Unit
+
+#: Dates without a time (``authoredOn: 2026-11-25``) start at local midnight.
+LOCAL = ZoneInfo("Europe/Berlin")
+
+
+def _codings(concepts: Any) -> set[tuple[str, str]]:
+    if isinstance(concepts, dict):
+        concepts = [concepts]
+    if not isinstance(concepts, list):
+        return set()
+    return {
+        (str(c.get("system")), str(c.get("code")))
+        for concept in concepts
+        if isinstance(concept, dict)
+        for c in concept.get("coding", []) or []
+        if isinstance(c, dict)
+    }
+
+
+def is_second_opinion(resource: dict[str, Any]) -> bool:
+    """Intent order, category 3457005, and reason v2-0336 S or code 11429006 (contract)."""
+    return (
+        resource.get("resourceType") == "ServiceRequest"
+        and resource.get("intent") == "order"
+        and REFERRAL_CATEGORY in _codings(resource.get("category"))
+        and (
+            SECOND_OPINION_REASON in _codings(resource.get("reasonCode"))
+            or CONSULTATION_CODE in _codings(resource.get("code"))
+        )
+    )
+
+
+def parse_time(text: str) -> datetime | None:
+    """A FHIR date or dateTime as an aware datetime (partial dates: their first moment)."""
+    value = text.strip()
+    if len(value) == 4:
+        value += "-01-01"
+    elif len(value) == 7:
+        value += "-01"
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=LOCAL)
+
+
+def receipt(referral: dict[str, Any], written: datetime) -> datetime:
+    """``authoredOn``, else the time of the write."""
+    authored = referral.get("authoredOn")
+    parsed = parse_time(authored) if isinstance(authored, str) else None
+    return (parsed or written).astimezone(UTC)
+
+
+def reference_id(reference: Any, resource_type: str) -> str | None:
+    """The id in ``Type/id`` (also an absolute URL ending so), else None."""
+    if not isinstance(reference, dict):
+        return None
+    ref = reference.get("reference")
+    if not isinstance(ref, str):
+        return None
+    parts = ref.split("/_history/")[0].rstrip("/").split("/")
+    if len(parts) >= 2 and parts[-2] == resource_type and parts[-1]:
+        return parts[-1]
+    return None
+
+
+def patient_id(resource: dict[str, Any]) -> str | None:
+    return reference_id(resource.get("subject"), "Patient")
+
+
+def live_appointments(unit: Unit, referral_id: str) -> list[str]:
+    """Ids of the Appointments that book this referral now."""
+    found = unit.find(
+        ["Appointment"],
+        [
+            ("based-on", f"ServiceRequest/{referral_id}"),
+            ("status", ",".join(LIVE_APPOINTMENT)),
+            ("_count", "10"),
+            ("_total", "none"),
+        ],
+    )
+    return [m.id for m in found.matches]
