@@ -22,6 +22,25 @@ _TYPE_INTERACTIONS = (
 )
 
 
+_PROGRAM = "https://ivz-bridge.example/fhir/OperationDefinition/"
+#: Operations per resource type ("*": every type) and at system level, with their definitions.
+_TYPE_OPERATIONS: dict[str, tuple[tuple[str, str], ...]] = {
+    "*": (("validate", "http://hl7.org/fhir/OperationDefinition/Resource-validate"),),
+    "ServiceRequest": (
+        ("verdict", _PROGRAM + "ivz-verdict"),
+        ("amend-verdict", _PROGRAM + "ivz-amend-verdict"),
+        ("pathway", _PROGRAM + "ivz-pathway"),
+        ("book", _PROGRAM + "ivz-book"),
+    ),
+}
+_SYSTEM_OPERATIONS = (("program-report", _PROGRAM + "ivz-program-report"),)
+
+
+def _operations(rtype: str) -> list[dict[str, str]]:
+    found = _TYPE_OPERATIONS["*"] + _TYPE_OPERATIONS.get(rtype, ())
+    return [{"name": name, "definition": url} for name, url in found]
+
+
 def _search_params(registry: Registry, rtype: str) -> list[dict[str, Any]]:
     params = []
     for code, param in sorted(registry.params_for(rtype).items()):
@@ -52,6 +71,7 @@ def capability_statement(base_url: str, registry: Registry) -> dict[str, Any]:
             "conditionalDelete": "single",
             "searchInclude": _includes(registry, rtype),
             "searchParam": _search_params(registry, rtype),
+            "operation": _operations(rtype),
         }
         for rtype in sorted(resource_types())
     ]
@@ -76,6 +96,7 @@ def capability_statement(base_url: str, registry: Registry) -> dict[str, Any]:
                     {"code": "history-system"},
                     {"code": "search-system"},
                 ],
+                "operation": [{"name": n, "definition": url} for n, url in _SYSTEM_OPERATIONS],
             }
         ],
     }
