@@ -21,6 +21,8 @@ from fhir_server.api.metadata import capability_statement
 from fhir_server.api.render import outcome_response
 from fhir_server.fhir.outcomes import FhirError, Issue
 from fhir_server.logging import get_logger
+from fhir_server.pathway.rules import pathway_hooks
+from fhir_server.profiles.install import install_conformance
 from fhir_server.service.resources import ResourceService
 from fhir_server.settings import Settings, get_settings
 from fhir_server.storage import migrate
@@ -44,13 +46,14 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         db = database or Database(settings.database_url, settings.db_pool_size)
         migrate.upgrade(db)
         app.state.db = db
-        app.state.service = ResourceService(db)
+        app.state.service = ResourceService(db, hooks=pathway_hooks())
         reader = None
         if not db.is_sqlite:
             reader = AsyncReader(db.url, max_size=settings.db_pool_size)
             await reader.open()
             app.state.service.async_reader = reader
         custom = app.state.service.load_custom_parameters()
+        install_conformance(app.state.service)  # profiles/, idempotent (docs/profiles.md)
         app.state.capabilities = capability_statement(
             settings.public_base_url or settings.base_path, app.state.service.registry
         )

@@ -384,6 +384,9 @@ EXTRA_NAMES = {
     "LOINC": "http://loinc.org",
     "SNOMED": "http://snomed.info/sct",
     "SNOMEDCT": "http://snomed.info/sct",
+    # The program's own CodeSystems (docs/pathway.md), as clinics name them in CWE-3.
+    "IVZOBS": "https://ivz-bridge.example/fhir/CodeSystem/ivz-observation",
+    "IVZMPSS": "https://ivz-bridge.example/fhir/CodeSystem/ivz-mpss-stage",
 }
 
 

@@ -1,4 +1,4 @@
-"""Demo data for ``make run``: one second-opinion referral, loaded once through the service."""
+"""The single sample referral for ``ivz serve --demo`` (IVZ_DEMO_DATA), loaded once."""
 
 from __future__ import annotations
 
