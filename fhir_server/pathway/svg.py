@@ -22,7 +22,8 @@ def program_svg(report: Report) -> str:
     """Horizontal 100 % bars (share of decided cases), so that small teams stay readable."""
     rows: list[tuple[str, Figures]] = [("Program (all teams)", report.overall)]
     rows += [
-        (f"{team} {name}" if name != team else team, f) for team, (name, f) in report.teams.items()
+        (f"{team} {_short(name)}" if name != team else team, f)
+        for team, (name, f) in report.teams.items()
     ]
     width = _LABEL_WIDTH + _BAR_WIDTH + 120
     height = _TOP + _ROW * len(rows) + 20
@@ -90,6 +91,11 @@ def _row(y: int, label: str, figures: Figures) -> str:
     out.append(f'<text x="{_LABEL_WIDTH + _BAR_WIDTH + 8}" y="{y + 17}">n = {decided}</text>')
     out.append("</g>")
     return "".join(out)
+
+
+def _short(name: str) -> str:
+    """The distinctive part of a team name: the clinic after the shared service title."""
+    return name.rsplit(", ", 1)[-1]
 
 
 def _clip(label: str, limit: int = 44) -> str:
