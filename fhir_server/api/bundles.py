@@ -81,6 +81,10 @@ def response_bundle(
             entry["resource"] = searchset(r.search, path, [], base, view)
         if r.outcome is not None:
             response["outcome"] = r.outcome
+        elif warnings := r.own_warnings():
+            response["outcome"] = operation_outcome(
+                [Issue("informational", w, severity="warning") for w in warnings]
+            )
         entry["response"] = response
         entries.append(entry)
     return {

@@ -24,7 +24,7 @@ from fhir_server.api.http import (
 )
 from fhir_server.api.render import View, media_type, resource_body, respond, view_of
 from fhir_server.fhir import jsonio
-from fhir_server.fhir.outcomes import FhirError, information
+from fhir_server.fhir.outcomes import FhirError, Issue, information, operation_outcome
 from fhir_server.fhir.schema import resource_types
 from fhir_server.logging import get_logger
 from fhir_server.service.clock import instant, parse_instant
@@ -122,7 +122,9 @@ def _written(request: Request, result: WriteResult, view: View) -> Response:
     if wanted == "operationoutcome":
         verb = "Created" if result.created else "Updated"
         message = f"{verb} {stored.resource_type}/{stored.id} version {stored.version_id}"
-        return respond(information(message), view, status, headers)
+        issues = [Issue("informational", message, severity="information")]
+        issues += [Issue("informational", w, severity="warning") for w in result.warnings]
+        return respond(operation_outcome(issues), view, status, headers)
     assert stored.content is not None
     return Response(resource_body(stored.content, view), status, headers, media_type(view))
 

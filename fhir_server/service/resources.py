@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -32,6 +32,9 @@ from fhir_server.storage.repository import HistoryPage, NewVersion, StoredVersio
 class WriteResult:
     stored: StoredVersion
     created: bool
+    #: Warnings of the rules that ran in the same unit (filled when it finishes, before commit),
+    #: e.g. a referral kept unbooked because no Slot was free.
+    warnings: list[str] = field(default_factory=list)
 
 
 def new_id() -> str:
@@ -196,7 +199,7 @@ class Unit:
         self._index([(s.res_pk, doc) for s, doc in zip(stored, stamped, strict=True)], fresh=True)
         for doc in stamped:
             self._after(doc, None)
-        return [WriteResult(s, True) for s in stored]
+        return [WriteResult(s, True, self.warnings) for s in stored]
 
     def _index(self, items: list[tuple[int, dict[str, Any]]], fresh: bool) -> None:
         """Keep the search index in step with the versions written, in the same transaction."""
@@ -231,20 +234,20 @@ class Unit:
                 stored = repo.insert_new(self.conn, [new], may_exist=True)[0]
                 self._index([(stored.res_pk, doc)], fresh=True)
                 self._after(doc, None)
-                return WriteResult(stored, True)
+                return WriteResult(stored, True, self.warnings)
             except repo.IdTaken:
                 current = repo.get_current(self.conn, resource_type, resource_id, lock=True)
                 if current is None:
                     raise
         if _unchanged(current, resource, resource_id):
-            return WriteResult(current, False)
+            return WriteResult(current, False, self.warnings)
         version = current.version_id + 1
         doc = stamp(resource, resource_id, version, when)
         new = NewVersion(resource_type, resource_id, version, when, method, jsonio.dumps(doc))
         stored = self._append(current, new)
         self._index([(stored.res_pk, doc)], fresh=False)
         self._after(doc, current)
-        return WriteResult(stored, current.deleted)
+        return WriteResult(stored, current.deleted, self.warnings)
 
     def update_many(self, items: list[tuple[dict[str, Any], str, int | None]]) -> list[WriteResult]:
         """``update`` for many already-validated resources with few statements (bundles)."""
@@ -267,7 +270,7 @@ class Unit:
                 creates.append((index, stamp(resource, rid, 1, when)))
                 results.append(None)
             elif _unchanged(current, resource, rid):
-                results.append(WriteResult(current, False))
+                results.append(WriteResult(current, False, self.warnings))
             else:
                 moves.append((index, current, stamp(resource, rid, current.version_id + 1, when)))
                 results.append(None)
@@ -282,7 +285,7 @@ class Unit:
                 return [self.update(res, rid, if_match) for res, rid, if_match in items]
             self._index([(s.res_pk, d) for s, (_, d) in zip(stored, creates, strict=True)], True)
             for s, (index, doc) in zip(stored, creates, strict=True):
-                results[index] = WriteResult(s, True)
+                results[index] = WriteResult(s, True, self.warnings)
                 self._after(doc, None)
         if moves:
             pairs = [
@@ -300,7 +303,7 @@ class Unit:
                 raise FhirError(409, "conflict", str(exc)) from exc
             self._index([(s.res_pk, d) for s, (_, _, d) in zip(moved, moves, strict=True)], False)
             for s, (index, cur, doc) in zip(moved, moves, strict=True):
-                results[index] = WriteResult(s, cur.deleted)
+                results[index] = WriteResult(s, cur.deleted, self.warnings)
                 self._after(doc, cur)
         return [r for r in results if r is not None]
 

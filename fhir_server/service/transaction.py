@@ -56,6 +56,15 @@ class EntryResult:
     read: bool = False
     #: A search (GET entry with criteria): returned as a searchset Bundle.
     search: SearchResult | None = None
+    #: Warnings of the rules that ran in the bundle's unit (see ``WriteResult.warnings``).
+    warnings: list[str] | None = None
+
+    def own_warnings(self) -> list[str]:
+        """The warnings about this entry's resource (they start with ``Type/id``)."""
+        if not self.warnings or self.stored is None:
+            return []
+        prefix = f"{self.stored.resource_type}/{self.stored.id} "
+        return [w for w in self.warnings if w.startswith(prefix)]
 
     @property
     def status_line(self) -> str:
@@ -369,7 +378,7 @@ def _run(unit: Unit, entry: Entry) -> EntryResult:
 
 
 def _written(result: WriteResult) -> EntryResult:
-    return EntryResult(201 if result.created else 200, result.stored)
+    return EntryResult(201 if result.created else 200, result.stored, warnings=result.warnings)
 
 
 def _create_all(unit: Unit, entries: list[Entry]) -> list[EntryResult]:
