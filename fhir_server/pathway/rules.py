@@ -27,10 +27,37 @@ def book_new_referral(unit: Unit, doc: dict[str, Any], before: dict[str, Any] | 
     book(unit, doc, max(received, unit.clock()), received + WINDOW)
 
 
+#: Referral statuses that withdraw it: its open booking is cancelled (the Slot freed).
+WITHDRAWN = frozenset({"revoked", "entered-in-error"})
+#: Appointment statuses a withdrawal cancels (an arrived or fulfilled visit took place).
+CANCELLABLE = frozenset({"proposed", "pending", "booked"})
+
+
+def cancel_withdrawn_referral(
+    unit: Unit, doc: dict[str, Any], before: dict[str, Any] | None
+) -> None:
+    """A referral revoked (e.g. REF^I14) or entered in error gives its booked Slot back."""
+    if doc.get("status") not in WITHDRAWN or not is_second_opinion(doc):
+        return
+    if before is not None and before.get("status") in WITHDRAWN:
+        return
+    for appointment_id in live_appointments(unit, doc["id"]):
+        current = unit.current("Appointment", appointment_id, lock=True)
+        if current is None or current.deleted or current.content is None:
+            continue
+        appointment = jsonio.loads_trusted(current.content)
+        if appointment.get("status") not in CANCELLABLE:
+            continue
+        reason = {"text": f"Referral {doc['status']}"}
+        cancelled = {**appointment, "status": "cancelled", "cancelationReason": reason}
+        unit.update(cancelled, appointment_id, if_match=current.version_id)
+
+
 def pathway_hooks() -> Hooks:
     """Hooks with every pathway rule (docs/pathway.md: Booking, Assessment)."""
     hooks = Hooks()
     hooks.on_after("ServiceRequest", book_new_referral)
+    hooks.on_after("ServiceRequest", cancel_withdrawn_referral)
     hooks.on_before("Appointment", keep_program_elements)
     hooks.on_after("Appointment", rebook_after_end)
     hooks.on_before("Observation", attach_assessment)

@@ -151,3 +151,16 @@ def test_a_siu_quoting_the_booking_number_as_filler_id_lands_on_the_booking(
     )
     _apply(pathway_service, raw)
     assert read(pathway_service, "Appointment", booked["id"])["status"] == "cancelled"
+
+
+def test_a_revoked_referral_cancels_its_booking_and_frees_the_slot(
+    pathway_service: ResourceService,
+) -> None:
+    rid, booked, slots = _booked_case(pathway_service)
+    doc = {k: v for k, v in read(pathway_service, "ServiceRequest", rid).items() if k != "meta"}
+    pathway_service.update("ServiceRequest", rid, {**doc, "status": "revoked"})
+    cancelled = read(pathway_service, "Appointment", booked["id"])
+    assert cancelled["status"] == "cancelled"
+    assert cancelled["cancelationReason"] == {"text": "Referral revoked"}
+    assert read(pathway_service, "Slot", slots[0])["status"] == "free"
+    assert [a["status"] for a in appointments(pathway_service, rid)] == ["cancelled"]
