@@ -1,0 +1,19 @@
+"""Bulk export jobs.
+
+Revision ID: 0007
+Revises: 0006
+Create Date: 2026-11-25
+"""
+
+revision = "0007"
+down_revision = "0006"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    pass
+
+
+def downgrade() -> None:
+    pass
