@@ -204,4 +204,6 @@ def seed_teams(
             missing = [(s, s["id"]) for s in slots if ("Slot", s["id"]) not in have]
             unit.create_many(missing)
             created += len(missing)
+    if created:
+        service.refresh_statistics()  # bookings search these Slots right away
     return SeedResult(len(teams()), written, created)

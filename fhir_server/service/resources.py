@@ -437,6 +437,10 @@ class ResourceService:
         for definition in unit.pending_parameters:
             self.registry.add(definition)
 
+    def refresh_statistics(self) -> None:
+        """After a bulk load: let the database plan searches over what was just written."""
+        self.db.analyze()
+
     def load_custom_parameters(self) -> int:
         """Register the SearchParameter resources stored on this server (at start-up)."""
         with self.db.read() as conn:
