@@ -23,7 +23,7 @@ install: $(STAMP)
 run: install
 	$(BIN)/ivz db upgrade
 	-$(BIN)/ivz demo
-	$(BIN)/ivz serve --host $(HOST) --port $(PORT)
+	IVZ_AUTH=off $(BIN)/ivz serve --host $(HOST) --port $(PORT)
 
 lint: install
 	$(BIN)/ruff check $(CODE)

@@ -183,7 +183,8 @@ def ivz_server(where: Store, workdir: Path) -> Iterator[servers.Server]:
     """`ivz serve` on a free port, as an operator starts it."""
     port = servers.free_port()
     command = servers.ivz_command(port, where.server_url)
-    env = {"IVZ_DEMO_DATA": "false", "IVZ_LOG_LEVEL": _LOG_LEVEL}
+    # Authorization off: the figures compare the FHIR stack with the bare app (docs/benchmarks.md).
+    env = {"IVZ_DEMO_DATA": "false", "IVZ_LOG_LEVEL": _LOG_LEVEL, "IVZ_AUTH": "off"}
     with servers.running("ivz", command, port, workdir / "ivz.log", env) as server:
         log(f"ivz serve on {server.base} ({where.describe})")
         yield server

@@ -17,8 +17,15 @@ from adapters.hl7v2 import http as hl7v2_http
 from adapters.hl7v2.listener import start_mllp
 from adapters.insurer.http import routes as insurer_routes
 from fhir_server.api import booking_ops, operations, pathway_ops, profile_ops, rest
+from fhir_server.api.bulk_ops import start_export_worker  # also registers its routes
 from fhir_server.api.metadata import capability_statement
 from fhir_server.api.render import outcome_response
+from fhir_server.audit import api as audit_api
+from fhir_server.audit import protect as audit_protect
+from fhir_server.audit import start_writer
+from fhir_server.audit.middleware import AuditMiddleware
+from fhir_server.auth import endpoints as auth_endpoints
+from fhir_server.auth.middleware import AuthMiddleware
 from fhir_server.fhir.outcomes import FhirError, Issue
 from fhir_server.logging import get_logger
 from fhir_server.pathway.rules import pathway_hooks
@@ -28,13 +35,17 @@ from fhir_server.settings import Settings, get_settings
 from fhir_server.storage import migrate
 from fhir_server.storage.database import Database
 from fhir_server.storage.fast_read import AsyncReader
+from fhir_server.subscriptions import api as subscription_ops
+from fhir_server.subscriptions import rules as subscription_rules
+from fhir_server.subscriptions.context import RequestScope
+from fhir_server.subscriptions.worker import DeliveryWorker, Policy
 
 log = get_logger(__name__)
 
 _HTTP_CODES = {404: "not-found", 405: "not-supported", 406: "not-supported", 415: "not-supported"}
 
 
-_OPERATION_MODULES = (booking_ops, pathway_ops, profile_ops)  # imported for their routes
+_OPERATION_MODULES = (booking_ops, pathway_ops, profile_ops, subscription_ops, audit_api)
 
 
 def create_app(settings: Settings | None = None, database: Database | None = None) -> FastAPI:
@@ -46,7 +57,11 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         db = database or Database(settings.database_url, settings.db_pool_size)
         migrate.upgrade(db)
         app.state.db = db
-        app.state.service = ResourceService(db, hooks=pathway_hooks())
+        app.state.audit = start_writer(db, settings)
+        hooks = pathway_hooks()
+        subscription_rules.register(hooks)  # docs/subscriptions.md
+        audit_protect.register(hooks)  # docs/audit.md
+        app.state.service = ResourceService(db, hooks=hooks)
         reader = None
         if not db.is_sqlite:
             reader = AsyncReader(db.url, max_size=settings.db_pool_size)
@@ -69,7 +84,15 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         log.info(
             "server ready", database=db.dialect, base_path=settings.base_path, custom_params=custom
         )
+        app.state.export_worker = start_export_worker(app.state.service, settings)
+        delivery = None
+        if settings.subscription_delivery:
+            delivery = DeliveryWorker(app.state.service, _delivery_policy(settings))
+            await delivery.start()
         yield
+        app.state.export_worker.stop()  # running exports resume on the next start
+        if delivery is not None:
+            await delivery.stop()
         if mllp is not None:
             await mllp.close()
         intake = getattr(app.state, "hl7_intake", None)
@@ -77,6 +100,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
             intake.close()
         if reader is not None:
             await reader.close()
+        app.state.audit.close()  # drains the queue
         if database is None:
             db.dispose()
 
@@ -91,6 +115,9 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         openapi_url=None,
     )
     app.state.settings = settings
+    app.router.routes.extend(auth_endpoints.routes(settings.base_path))  # before /fhir/{type}/{id}
+    app.add_middleware(AuthMiddleware, settings=settings)  # IVZ_AUTH; docs/auth.md
+    app.add_middleware(RequestScope)  # lets write hooks see the principal (subscriptions)
     for path, method, endpoint in operations.OPERATION_ROUTES + rest.ROUTES:
         app.router.routes.append(Route(settings.base_path + path, endpoint, methods=[method]))
     for path, method, endpoint in operations.PAGE_ROUTES:
@@ -98,12 +125,24 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.router.routes.extend(hl7v2_http.routes())  # POST /hl7v2
     app.router.routes.extend(insurer_routes())  # POST /ingest/insurer
     _install_error_handlers(app)
+    app.add_middleware(AuditMiddleware)  # outermost: keep it the last add_middleware
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> JSONResponse:
         return JSONResponse({"status": "ok"})
 
     return app
+
+
+def _delivery_policy(settings: Settings) -> Policy:
+    return Policy(
+        poll_seconds=settings.subscription_poll_seconds,
+        retry_seconds=settings.subscription_retry_seconds,
+        retry_max_seconds=settings.subscription_retry_max_seconds,
+        max_attempts=settings.subscription_max_attempts,
+        timeout_seconds=settings.subscription_timeout_seconds,
+        lease_seconds=settings.subscription_lease_seconds,
+    )
 
 
 def _install_error_handlers(app: FastAPI) -> None:

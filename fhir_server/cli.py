@@ -10,6 +10,7 @@ import typer
 from adapters.hl7v2.cli import app as hl7_app
 from adapters.hl7v2.cli import mllp as hl7_mllp
 from adapters.insurer.cli import app as ingest_app
+from fhir_server.auth import cli as auth_cli
 from fhir_server.demo.cli import demo as demo_command
 from fhir_server.logging import configure as configure_logging
 from fhir_server.pathway.cli import seed_app, use_pathway_rules
@@ -25,6 +26,8 @@ app.add_typer(ingest_app, name="ingest")
 app.command("mllp")(hl7_mllp)
 app.command("demo")(demo_command)  # ivz demo: fhir_server/demo/
 app.add_typer(seed_app, name="seed")  # ivz seed teams
+app.add_typer(auth_cli.clients_app, name="clients")  # ivz clients add|list|remove
+app.command("token")(auth_cli.token)  # ivz token --client ID
 app.callback()(use_pathway_rules)  # services built by ivz commands run the pathway rules
 
 DatabaseUrl = Annotated[

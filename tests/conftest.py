@@ -43,15 +43,17 @@ def _postgres_answers() -> str | None:
         return f"no PostgreSQL answers at {POSTGRES_URL}: {exc}"
 
 
-@pytest.fixture(scope="session")
-def postgres_schema_url() -> Iterator[str]:
-    """A fresh schema on the test PostgreSQL, dropped at the end of the session."""
+def fresh_url(store: str, tmp: Path, prefix: str = "ivz_test") -> Iterator[str]:
+    """An empty database on ``store``: a SQLite file, or a PostgreSQL schema dropped after."""
+    if store == "sqlite":
+        yield f"sqlite:///{tmp / f'{prefix}-{uuid.uuid4().hex[:8]}.db'}"
+        return
     reason = _postgres_answers()
     if reason:
         pytest.skip(reason)
     import psycopg
 
-    schema = f"ivz_test_{uuid.uuid4().hex[:10]}"
+    schema = f"{prefix}_{uuid.uuid4().hex[:10]}"
     plain = POSTGRES_URL.replace("postgresql+psycopg://", "postgresql://")
     with psycopg.connect(plain, autocommit=True) as conn:
         conn.execute(f'CREATE SCHEMA "{schema}"')
@@ -59,6 +61,12 @@ def postgres_schema_url() -> Iterator[str]:
     yield f"{POSTGRES_URL}{sep}options=-csearch_path%3D{schema}"
     with psycopg.connect(plain, autocommit=True) as conn:
         conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+
+
+@pytest.fixture(scope="session")
+def postgres_schema_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A fresh schema on the test PostgreSQL, dropped at the end of the session."""
+    yield from fresh_url("postgres", tmp_path_factory.mktemp("pg"))
 
 
 def store_url(store: str, request: pytest.FixtureRequest, tmp_dir: Path) -> str:
@@ -101,7 +109,11 @@ class LiveServer:
         self.port = _free_port()
         self.base = f"http://127.0.0.1:{self.port}/fhir"
         self.database_url = database_url
-        self.env = {**os.environ, "IVZ_LOG_LEVEL": "WARNING", **(env or {})}
+        # IVZ_AUTH=off unless a test turns it on (tests/auth/).
+        # Auth off and no notification delivery unless a test asks: the R4 example Subscription
+        # posted by test_all_types points at a real host on the internet.
+        quiet = {"IVZ_LOG_LEVEL": "WARNING", "IVZ_AUTH": "off", "IVZ_SUBSCRIPTION_DELIVERY": "off"}
+        self.env = {**os.environ, **quiet, **(env or {})}
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> LiveServer:

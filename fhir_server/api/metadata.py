@@ -23,6 +23,7 @@ _TYPE_INTERACTIONS = (
 
 
 _PROGRAM = "https://ivz-bridge.example/fhir/OperationDefinition/"
+_BULK = "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/"
 #: Operations per resource type ("*": every type) and at system level, with their definitions.
 _TYPE_OPERATIONS: dict[str, tuple[tuple[str, str], ...]] = {
     "*": (("validate", "http://hl7.org/fhir/OperationDefinition/Resource-validate"),),
@@ -32,8 +33,24 @@ _TYPE_OPERATIONS: dict[str, tuple[tuple[str, str], ...]] = {
         ("pathway", _PROGRAM + "ivz-pathway"),
         ("book", _PROGRAM + "ivz-book"),
     ),
+    "Patient": (
+        ("everything", "http://hl7.org/fhir/OperationDefinition/Patient-everything"),
+        ("export", _BULK + "patient-export"),
+    ),
+    "Group": (("export", _BULK + "group-export"),),
 }
-_SYSTEM_OPERATIONS = (("program-report", _PROGRAM + "ivz-program-report"),)
+_SYSTEM_OPERATIONS = (
+    ("program-report", _PROGRAM + "ivz-program-report"),
+    ("export", _BULK + "export"),
+)
+
+
+#: Types clients may only read: the audit trail is append-only and written by the server.
+_READ_ONLY = {"AuditEvent": ("read", "search-type")}
+
+
+def _interactions(rtype: str) -> tuple[str, ...]:
+    return _READ_ONLY.get(rtype, _TYPE_INTERACTIONS)
 
 
 def _operations(rtype: str) -> list[dict[str, str]]:
@@ -56,25 +73,27 @@ def _includes(registry: Registry, rtype: str) -> list[str]:
     return ["*", *(f"{rtype}:{c}" for c in refs)]
 
 
+def _resource(registry: Registry, rtype: str) -> dict[str, Any]:
+    writable = rtype not in _READ_ONLY
+    return {
+        "type": rtype,
+        "interaction": [{"code": code} for code in _interactions(rtype)],
+        "versioning": "versioned-update" if writable else "no-version",
+        "readHistory": writable,
+        "updateCreate": writable,
+        "conditionalCreate": writable,
+        "conditionalRead": "modified-since" if writable else "not-supported",
+        "conditionalUpdate": writable,
+        "conditionalDelete": "single" if writable else "not-supported",
+        "searchInclude": _includes(registry, rtype),
+        "searchParam": _search_params(registry, rtype),
+        "operation": _operations(rtype),
+    }
+
+
 def capability_statement(base_url: str, registry: Registry) -> dict[str, Any]:
     """Every type, interaction and search parameter the server supports."""
-    resources = [
-        {
-            "type": rtype,
-            "interaction": [{"code": code} for code in _TYPE_INTERACTIONS],
-            "versioning": "versioned-update",
-            "readHistory": True,
-            "updateCreate": True,
-            "conditionalCreate": True,
-            "conditionalRead": "modified-since",
-            "conditionalUpdate": True,
-            "conditionalDelete": "single",
-            "searchInclude": _includes(registry, rtype),
-            "searchParam": _search_params(registry, rtype),
-            "operation": _operations(rtype),
-        }
-        for rtype in sorted(resource_types())
-    ]
+    resources = [_resource(registry, rtype) for rtype in sorted(resource_types())]
     return {
         "resourceType": "CapabilityStatement",
         "status": "active",

@@ -26,6 +26,7 @@ from fhir_server.pathway.teams import seed_teams
 from fhir_server.service import clock as server_clock
 from fhir_server.service.resources import ResourceService
 from fhir_server.storage.database import Database
+from fhir_server.subscriptions import rules as subscription_rules
 
 #: Receipts end this long before "now", so every case can be seen and decided by then.
 SETTLE = timedelta(days=6)
@@ -61,20 +62,11 @@ class DemoResult:
 
 
 def build_service(db: Database, clock: SimulatedClock) -> ResourceService:
-    """The service as the app builds it (pathway rules included), on the simulated clock."""
-    return ResourceService(db, clock=clock, hooks=pathway_hooks())
-
-
-def refresh_statistics(db: Database) -> None:
-    """ANALYZE what the Slot searches read (PostgreSQL).
-
-    A fresh database has no planner statistics for the thousands of Slots just seeded until
-    autovacuum gets to them; meanwhile each booking's free-Slot search took 10-40 s.
-    """
-    if db.is_sqlite:
-        return
-    with db.write() as conn:
-        conn.exec_driver_sql("ANALYZE resources, idx_token, idx_date, idx_reference")
+    """The service as the app builds it (pathway and subscription rules, so a subscriber
+    hears of the demo's writes too), on the simulated clock."""
+    hooks = pathway_hooks()
+    subscription_rules.register(hooks)
+    return ResourceService(db, clock=clock, hooks=hooks)
 
 
 def first_referral(service: ResourceService) -> str | None:
@@ -100,7 +92,6 @@ def run_demo(db: Database, options: DemoOptions | None = None) -> DemoResult:
     cases = generate(options.referrals, options.seed, first, (now - SETTLE).date())
     lap = time.perf_counter()
     seed_teams(service, first, ((now + AHEAD).date() - first).days, SLOTS_PER_DAY)
-    refresh_statistics(db)
     steps["teams and slots"] = time.perf_counter() - lap
     with tempfile.TemporaryDirectory(prefix="ivz-demo-") as tmp:
         out = options.out or Path(tmp)

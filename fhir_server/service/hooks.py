@@ -11,6 +11,10 @@ so a rule such as "book an active referral" commits or rolls back with the write
   order; anything they write in the same unit may queue further ``after`` hooks. Running
   them at the end lets them see every resource of a transaction Bundle, whatever its order.
 
+- ``every`` hooks observe each version written, of any type, once the after-hooks settled
+  (subscriptions: an outbox row in the same transaction). They must not write resources,
+  and do not count towards ``MAX_AFTER_RUNS``.
+
 Types without hooks cost one dict lookup per write. The service stays usable without any
 hooks (``Hooks()``); the pathway registers its rules with ``fhir_server.pathway.rules``.
 """
@@ -30,6 +34,8 @@ Resource = dict[str, Any]
 BeforeHook = Callable[["Unit", Resource, "StoredVersion | None", Sequence[Resource]], Resource]
 #: (unit, the version just written as stored, the previous content or None).
 AfterHook = Callable[["Unit", Resource, "Resource | None"], None]
+#: (unit, a version just written as stored), for every resource type.
+EveryHook = Callable[["Unit", Resource], None]
 
 #: An after-hook chain longer than this is a rule that keeps triggering itself.
 MAX_AFTER_RUNS = 10_000
@@ -41,6 +47,7 @@ class Hooks:
 
     before: dict[str, list[BeforeHook]] = field(default_factory=dict)
     after: dict[str, list[AfterHook]] = field(default_factory=dict)
+    every: list[EveryHook] = field(default_factory=list)
 
     def on_before(self, resource_type: str, hook: BeforeHook) -> None:
         self.before.setdefault(resource_type, []).append(hook)
@@ -48,8 +55,11 @@ class Hooks:
     def on_after(self, resource_type: str, hook: AfterHook) -> None:
         self.after.setdefault(resource_type, []).append(hook)
 
+    def on_every_write(self, hook: EveryHook) -> None:
+        self.every.append(hook)
+
     def __bool__(self) -> bool:
-        return bool(self.before or self.after)
+        return bool(self.before or self.after or self.every)
 
 
 _default: Hooks | None = None

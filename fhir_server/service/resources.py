@@ -93,6 +93,8 @@ class Unit:
         self.queued: list[tuple[AfterHook, dict[str, Any], dict[str, Any] | None]] = []
         #: Warnings of rules that ran in this unit (e.g. a referral that could not be booked).
         self.warnings: list[str] = []
+        #: Versions written, for the ``every`` hooks (only kept when there are any).
+        self.written: list[dict[str, Any]] = []
 
     def _before(
         self,
@@ -105,6 +107,8 @@ class Unit:
         return resource
 
     def _after(self, doc: dict[str, Any], previous: StoredVersion | None) -> None:
+        if self.hooks.every:
+            self.written.append(doc)
         hooks = self.hooks.after.get(doc["resourceType"])
         if not hooks:
             return
@@ -122,6 +126,10 @@ class Unit:
             if runs > MAX_AFTER_RUNS:
                 raise FhirError(500, "exception", "Pathway rules did not settle; nothing stored")
             hook(self, doc, before)
+        for doc in self.written:
+            for every in self.hooks.every:
+                every(self, doc)
+        self.written.clear()
 
     def current(
         self, resource_type: str, resource_id: str, lock: bool = False

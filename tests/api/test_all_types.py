@@ -67,6 +67,8 @@ def test_one_example_of_every_type_round_trips(client: httpx.Client) -> None:
     if not _EXAMPLES:
         pytest.skip(f"official examples not found at {EXAMPLES}")
     for rtype, example in sorted(_EXAMPLES.items()):
+        if rtype == "AuditEvent":  # written by the server only: 405 (docs/audit.md)
+            continue
         r = client.post(
             f"/{rtype}",
             json=json.loads(json.dumps(example, default=float)),

@@ -16,8 +16,7 @@ import httpx
 
 from fhir_server.service.resources import ResourceService
 from fhir_server.service.transaction import process
-from tests.conftest import LiveServer
-from tests.pathway.conftest import _fresh_url
+from tests.conftest import LiveServer, fresh_url
 
 BASE = "https://ivz-bridge.example/fhir"
 SNOMED = "http://snomed.info/sct"
@@ -274,7 +273,7 @@ def verdict_parameters(
 def live_client(store: str, tmp_dir: Path) -> Iterator[httpx.Client]:
     """One ``ivz serve`` on a fresh database for a whole test module: starting a server per
     test costs more than the tests themselves on a loaded machine."""
-    urls = _fresh_url(store, tmp_dir)
+    urls = fresh_url(store, tmp_dir)
     live = LiveServer(next(urls)).start()
     try:
         with httpx.Client(

@@ -3,7 +3,6 @@ the referrals other test packages create in the shared session database."""
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -17,32 +16,13 @@ from fhir_server.pathway.rules import pathway_hooks
 from fhir_server.service.resources import ResourceService
 from fhir_server.storage import migrate
 from fhir_server.storage.database import Database
-from tests.conftest import POSTGRES_URL, STORES, LiveServer, _postgres_answers
-
-
-def _fresh_url(store: str, tmp_path: Path) -> Iterator[str]:
-    if store == "sqlite":
-        yield f"sqlite:///{tmp_path / f'pathway-{uuid.uuid4().hex[:8]}.db'}"
-        return
-    reason = _postgres_answers()
-    if reason:
-        pytest.skip(reason)
-    import psycopg
-
-    schema = f"ivz_pathway_{uuid.uuid4().hex[:10]}"
-    plain = POSTGRES_URL.replace("postgresql+psycopg://", "postgresql://")
-    with psycopg.connect(plain, autocommit=True) as conn:
-        conn.execute(f'CREATE SCHEMA "{schema}"')
-    sep = "&" if "?" in POSTGRES_URL else "?"
-    yield f"{POSTGRES_URL}{sep}options=-csearch_path%3D{schema}"
-    with psycopg.connect(plain, autocommit=True) as conn:
-        conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+from tests.conftest import STORES, LiveServer, fresh_url
 
 
 @pytest.fixture(params=STORES)
 def pathway_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """A fresh, empty database URL per test, on each store."""
-    yield from _fresh_url(str(request.param), tmp_path)
+    yield from fresh_url(str(request.param), tmp_path, "ivz_pathway")
 
 
 @pytest.fixture()

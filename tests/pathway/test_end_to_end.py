@@ -24,9 +24,9 @@ from fhir_server.storage.database import Database
 from tests.adapters.hl7v2 import message, segment
 from tests.adapters.hl7v2.test_convert_ref import REFERRAL
 from tests.adapters.insurer.helpers import sample
-from tests.conftest import STORES, LiveServer
+from tests.conftest import STORES, LiveServer, fresh_url
 from tests.pathway.case_builder import verdict_parameters
-from tests.pathway.conftest import _fresh_url, add_slot, teams_without_slots
+from tests.pathway.conftest import add_slot, teams_without_slots
 
 BASE = "https://ivz-bridge.example/fhir"
 KVNR_OID = "1.2.276.0.76.4.8"
@@ -199,7 +199,7 @@ def _appointment(client: httpx.Client, referral_id: str) -> dict[str, Any]:
 @pytest.fixture(scope="module", params=STORES)
 def run(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
     """All three entry points taken through the whole pathway once per store."""
-    urls = _fresh_url(str(request.param), tmp_path_factory.mktemp("e2e"))
+    urls = fresh_url(str(request.param), tmp_path_factory.mktemp("e2e"))
     url = next(urls)
     db = Database(url)
     migrate.upgrade(db)

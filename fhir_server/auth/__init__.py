@@ -1,0 +1,1 @@
+"""Authorization: SMART Backend Services tokens and their enforcement (docs/auth.md)."""

@@ -1,0 +1,1 @@
+"""FHIR Bulk Data export (``$export``, jobs, NDJSON files) and ``Patient/$everything``."""

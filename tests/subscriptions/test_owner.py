@@ -1,0 +1,44 @@
+"""The client that creates a Subscription is recorded (for access rules on delivery)."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import httpx
+from starlette.concurrency import run_in_threadpool
+from starlette.types import Receive, Scope, Send
+
+from fhir_server.auth.principal import Principal
+from fhir_server.service.hooks import Hooks
+from fhir_server.service.resources import ResourceService
+from fhir_server.storage import outbox
+from fhir_server.storage.database import Database
+from fhir_server.subscriptions import rules
+from fhir_server.subscriptions.context import RequestScope
+from tests.subscriptions.conftest import subscription
+
+
+def test_creating_client_is_stored_with_the_subscription(db: Database) -> None:
+    hooks = Hooks()
+    rules.register(hooks)
+    service = ResourceService(db, hooks=hooks)
+    # "off": the shared session database must not get a live subscription
+    doc = {**subscription("Patient?gender=other", "http://127.0.0.1:9/x"), "status": "off"}
+    doc["id"] = uuid.uuid4().hex
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        # what the auth middleware does, inside RequestScope; the write runs in a thread
+        scope.setdefault("state", {})["principal"] = Principal("ehr-7", "hospital", ())
+        await run_in_threadpool(service.update, "Subscription", doc["id"], doc)
+        await send({"type": "http.response.start", "status": 204, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    async def call() -> int:
+        transport = httpx.ASGITransport(app=RequestScope(app))
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            return (await client.put("/")).status_code
+
+    assert asyncio.run(call()) == 204
+    with db.read() as conn:
+        assert outbox.owner(conn, doc["id"]) == "ehr-7"
