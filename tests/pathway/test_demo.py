@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import statistics
-import time
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -156,16 +155,13 @@ def test_ivz_demo_prints_the_report_and_only_reports_the_second_time(tmp_path: A
 
 @pytest.mark.parametrize("pathway_url", ["sqlite"], indirect=True)
 def test_the_full_cohort_has_the_published_shape(pathway_url: str) -> None:
-    started = time.perf_counter()
     db, result = _run(pathway_url)
     try:
-        seconds = time.perf_counter() - started
         report = result.report.as_json()
         assert report["referrals"] == 220
         assert abs(report["age_mean"] - 57.6) <= 3
         assert 35 <= report["female_percent"] <= 52
         assert 5 <= report["confirmed_percent"] <= 17
-        assert seconds < 300, f"the demo took {seconds:.0f} s"  # ~40-60 s on an idle machine
     finally:
         db.dispose()
 
