@@ -15,6 +15,8 @@ from starlette.routing import Route
 
 from adapters.hl7v2 import http as hl7v2_http
 from adapters.hl7v2.listener import start_mllp
+from adapters.hl7v2.sender import OutboundSender
+from adapters.hl7v2.sender import Policy as OutboundPolicy
 from adapters.insurer.http import routes as insurer_routes
 from fhir_server.api import booking_ops, operations, pathway_ops, profile_ops, rest
 from fhir_server.api.bulk_ops import start_export_worker  # also registers its routes
@@ -89,7 +91,13 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         if settings.subscription_delivery:
             delivery = DeliveryWorker(app.state.service, _delivery_policy(settings))
             await delivery.start()
+        outbound = None
+        if settings.hl7_outbound:  # docs/hl7v2-outbound.md
+            outbound = OutboundSender(db, _outbound_policy(settings), app.state.service.clock)
+            await outbound.start()
         yield
+        if outbound is not None:
+            await outbound.stop()
         app.state.export_worker.stop()  # running exports resume on the next start
         if delivery is not None:
             await delivery.stop()
@@ -145,6 +153,17 @@ def _delivery_policy(settings: Settings) -> Policy:
     )
 
 
+def _outbound_policy(settings: Settings) -> OutboundPolicy:
+    return OutboundPolicy(
+        poll_seconds=settings.hl7_outbound_poll_seconds,
+        retry_seconds=settings.hl7_outbound_retry_seconds,
+        retry_max_seconds=settings.hl7_outbound_retry_max_seconds,
+        max_attempts=settings.hl7_outbound_max_attempts,
+        timeout_seconds=settings.hl7_outbound_timeout_seconds,
+        lease_seconds=settings.hl7_outbound_lease_seconds,
+    )
+
+
 def _install_error_handlers(app: FastAPI) -> None:
     async def fhir_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, FhirError)
@@ -177,3 +196,4 @@ def _install_error_handlers(app: FastAPI) -> None:
 
 def _headers(exc: StarletteHTTPException) -> dict[str, Any] | None:
     return dict(exc.headers) if exc.headers else None
+

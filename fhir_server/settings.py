@@ -57,6 +57,17 @@ class Settings(BaseSettings):
     subscription_max_attempts: int = 6
     subscription_timeout_seconds: float = 10.0
     subscription_lease_seconds: float = 60.0
+    #: Outbound HL7 v2 (docs/hl7v2-outbound.md): the sender of queued ORU^R01 of each process.
+    hl7_outbound: bool = True
+    hl7_outbound_poll_seconds: float = 1.0
+    #: First retry after this long, doubled per failure up to the max.
+    hl7_outbound_retry_seconds: float = 5.0
+    hl7_outbound_retry_max_seconds: float = 600.0
+    #: Rejections (AE, wrong MSA-2, no ACK) before a message is given up; transport failures
+    #: (refused, timeout) are retried without limit.
+    hl7_outbound_max_attempts: int = 6
+    hl7_outbound_timeout_seconds: float = 30.0
+    hl7_outbound_lease_seconds: float = 120.0
     # --- authorization (fhir_server/auth/, docs/auth.md) ---
     #: Token endpoint URL: issuer of access tokens, audience of client assertions; from the
     #: request (or IVZ_PUBLIC_BASE_URL's origin) + ``/auth/token`` if empty.

@@ -111,8 +111,14 @@ class LiveServer:
         self.database_url = database_url
         # IVZ_AUTH=off unless a test turns it on (tests/auth/).
         # Auth off and no notification delivery unless a test asks: the R4 example Subscription
-        # posted by test_all_types points at a real host on the internet.
-        quiet = {"IVZ_LOG_LEVEL": "WARNING", "IVZ_AUTH": "off", "IVZ_SUBSCRIPTION_DELIVERY": "off"}
+        # posted by test_all_types points at a real host on the internet. No HL7 v2 sender
+        # either (tests/adapters/hl7v2/test_outbound_*.py turn it on).
+        quiet = {
+            "IVZ_LOG_LEVEL": "WARNING",
+            "IVZ_AUTH": "off",
+            "IVZ_SUBSCRIPTION_DELIVERY": "off",
+            "IVZ_HL7_OUTBOUND": "off",
+        }
         self.env = {**os.environ, **quiet, **(env or {})}
         self.proc: subprocess.Popen[bytes] | None = None
 

@@ -1,4 +1,5 @@
-"""``ivz hl7 ...``: ingest files, send over MLLP, list and replay failures, purge, listen."""
+"""``ivz hl7 ...``: ingest files, send over MLLP, list and replay failures, purge, listen,
+and the outbound outbox (``ivz hl7 outbox``)."""
 
 from __future__ import annotations
 
@@ -31,8 +32,12 @@ from fhir_server.service.messages import RETAINED_BY_DEFAULT, MessageService, St
 from fhir_server.settings import get_settings
 from fhir_server.storage import migrate
 from fhir_server.storage.database import Database
+from fhir_server.storage.hl7_outbox import OutboxRow
 
-app = typer.Typer(help="HL7 v2 intake: files, MLLP, failed messages.", no_args_is_help=True)
+app = typer.Typer(
+    help="HL7 v2: intake (files, MLLP, failed messages) and the outbound outbox.",
+    no_args_is_help=True,
+)
 console = Console()
 
 #: Seconds to wait for an application ACK that MSH-16 (ER/SU) makes conditional.
@@ -271,6 +276,82 @@ def purge(
     finally:
         db.dispose()
     console.print(f"purged {gone} message(s) older than {keep} day(s)")
+
+
+@app.command()
+def outbox(
+    retry: Annotated[
+        int | None, typer.Option("--retry", help="Send this failed or cancelled row again")
+    ] = None,
+    show: Annotated[int | None, typer.Option("--show", help="Print this row's message")] = None,
+    status: Annotated[
+        str | None, typer.Option(help="Only rows in this state (pending, delivered, ...)")
+    ] = None,
+    limit: Annotated[int, typer.Option(help="At most this many rows")] = 100,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Outbound HL7 v2 messages (docs/hl7v2-outbound.md): list them, show one, retry one."""
+    from fhir_server.service.clock import now
+    from fhir_server.storage import hl7_outbox
+
+    if status is not None and status not in hl7_outbox.STATUSES:
+        raise typer.BadParameter(f"status must be one of {', '.join(hl7_outbox.STATUSES)}")
+    db = _database(database_url)
+    try:
+        if retry is not None:
+            with db.write() as conn:
+                before = hl7_outbox.retry(conn, retry, now())
+            if before is None:
+                console.print(f"[red]no outbox row {retry}[/red]")
+                raise typer.Exit(1)
+            if before.status == hl7_outbox.DELIVERED:
+                console.print(f"[red]row {retry} was delivered already; not sent again[/red]")
+                raise typer.Exit(1)
+            console.print(f"row {retry}: {before.status} -> pending (due now)")
+            return
+        if show is not None:
+            with db.read() as conn:
+                row = hl7_outbox.get(conn, show)
+            if row is None:
+                console.print(f"[red]no outbox row {show}[/red]")
+                raise typer.Exit(1)
+            typer.echo(row.message.decode("utf-8", errors="replace").replace("\r", "\n"), nl=False)
+            return
+        with db.read() as conn:
+            rows = hl7_outbox.rows(conn, status, limit=limit)
+            counts = hl7_outbox.counts(conn)
+    finally:
+        db.dispose()
+    _print_outbox(rows, counts)
+
+
+def _print_outbox(rows: list[OutboxRow], counts: dict[str, int]) -> None:
+    columns = ("id", "status", "created", "resource", "endpoint", "MSH-10", "tries", "ack", "error")
+    lines = [
+        (
+            str(r.id),
+            r.status,
+            r.created.strftime("%Y-%m-%d %H:%M:%S"),
+            f"{r.res_type}/{r.res_id}/_history/{r.version_id}",
+            f"{r.endpoint_id} {r.address}",
+            r.control_id,
+            str(r.attempts),
+            r.ack_code or "",
+            (r.last_error or "").replace("\t", " ")[:300],
+        )
+        for r in rows
+    ]
+    if not console.is_terminal:
+        for line in lines:
+            typer.echo("\t".join(line))
+        return
+    summary = ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or "empty"
+    table = Table(title=f"HL7 v2 outbox: {summary}")
+    for column in columns:
+        table.add_column(column, overflow="fold")
+    for line in lines:
+        table.add_row(*(escape(cell) for cell in line))
+    console.print(table)
 
 
 @app.command()
