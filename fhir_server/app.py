@@ -32,9 +32,11 @@ from fhir_server.fhir.outcomes import FhirError, Issue
 from fhir_server.logging import get_logger
 from fhir_server.pathway.rules import pathway_hooks
 from fhir_server.profiles.install import install_conformance
+from fhir_server.profiles.registry import registry as profile_registry
 from fhir_server.service.resources import ResourceService
 from fhir_server.settings import Settings, get_settings
 from fhir_server.storage import migrate
+from fhir_server.storage import repository as repo
 from fhir_server.storage.database import Database
 from fhir_server.storage.fast_read import AsyncReader
 from fhir_server.subscriptions import api as subscription_ops
@@ -70,7 +72,9 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
             await reader.open()
             app.state.service.async_reader = reader
         custom = app.state.service.load_custom_parameters()
+        stored_before = _stored_ids(app.state.service, "SearchParameter")
         install_conformance(app.state.service)  # profiles/, idempotent (docs/profiles.md)
+        _backfill_new_parameters(app.state.service, stored_before)
         app.state.capabilities = capability_statement(
             settings.public_base_url or settings.base_path, app.state.service.registry
         )
@@ -197,3 +201,23 @@ def _install_error_handlers(app: FastAPI) -> None:
 def _headers(exc: StarletteHTTPException) -> dict[str, Any] | None:
     return dict(exc.headers) if exc.headers else None
 
+
+def _stored_ids(service: ResourceService, resource_type: str) -> set[str]:
+    with service.db.read() as conn:
+        return {v.id for v in repo.current_of_type(conn, resource_type)}
+
+
+def _backfill_new_parameters(service: ResourceService, stored_before: set[str]) -> None:
+    """A program SearchParameter stored for the first time (a database written by an older
+    version): index what was written before it, once."""
+    bases = {
+        base
+        for sp in profile_registry().resources
+        if sp["resourceType"] == "SearchParameter" and sp["id"] not in stored_before
+        for base in sp.get("base", [])
+    }
+    if not bases or not stored_before:
+        return  # a fresh database: nothing was written without them
+    for base in sorted(bases):
+        count = service.reindex(base)
+        log.info("search parameters backfilled", resource_type=base, resources=count)

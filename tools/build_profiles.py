@@ -336,6 +336,23 @@ def value_set(program: Program, src: dict[str, Any], systems: dict[str, Any]) ->
 # ----------------------------------------------------------------- operations and measure
 
 
+def search_parameter(program: Program, src: dict[str, Any]) -> dict[str, Any]:
+    sp = program.header("SearchParameter", src["id"])
+    sp["name"] = src["name"]
+    sp["status"] = "active"
+    sp["experimental"] = False
+    sp["date"] = program.date
+    sp["publisher"] = program.publisher
+    sp["contact"] = [{"name": program.contact}]
+    sp["description"] = src["description"].strip()
+    sp["jurisdiction"] = program.jurisdictions()
+    for key in ("code", "base", "type", "expression", "target"):
+        if key in src:
+            sp[key] = src[key]
+    return sp
+
+
+
 def operation_definition(program: Program, src: dict[str, Any]) -> dict[str, Any]:
     od = program.header("OperationDefinition", src["id"])
     od["name"] = src["name"]
@@ -497,6 +514,8 @@ def build(core: Path) -> dict[str, str]:
         resources[f"ValueSet-{src['id']}.json"] = value_set(program, src, systems)
     for src in load_yaml(SOURCE / "operations.yaml")["operations"]:
         resources[f"OperationDefinition-{src['id']}.json"] = operation_definition(program, src)
+    for src in load_yaml(SOURCE / "searchparameters.yaml")["searchparameters"]:
+        resources[f"SearchParameter-{src['id']}.json"] = search_parameter(program, src)
     m = measure(program, load_yaml(SOURCE / "measure.yaml"))
     resources[f"Measure-{m['id']}.json"] = m
     out = {

@@ -8,7 +8,7 @@ from starlette.responses import Response
 
 from fhir_server.api.operations import operation
 from fhir_server.api.render import resource_value, respond, view_of
-from fhir_server.api.rest import base_url
+from fhir_server.api.rest import access, base_url
 from fhir_server.pathway.rules import book_referral
 from fhir_server.service.resources import ResourceService
 from fhir_server.service.validation import check_id
@@ -21,6 +21,7 @@ async def book(request: Request, resource_id: str) -> Response:
     check_id(resource_id)
     view = view_of(request)
     service: ResourceService = request.app.state.service
+    await run_in_threadpool(service.read, "ServiceRequest", resource_id, access(request))
     stored = await run_in_threadpool(book_referral, service, resource_id)
     assert stored.content is not None
     location = f"{base_url(request)}/Appointment/{stored.id}/_history/{stored.version_id}"

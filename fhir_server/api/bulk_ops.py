@@ -7,6 +7,7 @@ authorization layer) is recorded on the job, and only that client may poll, fetc
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import uuid
 from pathlib import Path
@@ -20,7 +21,7 @@ from fhir_server.api import bundles
 from fhir_server.api.http import body_format, parse_resource, prefer, read_body
 from fhir_server.api.operations import operation
 from fhir_server.api.render import respond, view_of
-from fhir_server.api.rest import base_url
+from fhir_server.api.rest import access, base_url
 from fhir_server.bulk.everything import everything
 from fhir_server.bulk.ndjson import file_path, remove_dir
 from fhir_server.bulk.runner import ExportRunner, group_members
@@ -107,12 +108,15 @@ async def _kick_off(request: Request, level: str, group_id: str | None) -> Respo
     if request.method == "POST":
         pairs += await _body_pairs(request)
     spec = parse_spec(level, pairs, group_id)
+    client = access(request)
+    if client is not None:  # the job exports only what this client may see
+        spec = dataclasses.replace(spec, access=[client.client_id, client.kind, client.value])
     service = _service(request)
     worker = _worker(request)
 
     def check() -> None:
         if group_id is not None:
-            group_members(service, group_id)  # 404 for an unknown Group
+            group_members(service, group_id, client)  # 404 for an unknown or hidden Group
         worker.runner.check(spec)
 
     await run_in_threadpool(check)
@@ -225,7 +229,9 @@ async def patient_everything(request: Request, patient_id: str) -> Response:
     view = view_of(request)
     pairs = [(k, v) for k, v in request.query_params.multi_items() if k not in _GENERAL]
     base = base_url(request)
-    result = await run_in_threadpool(everything, _service(request), patient_id, pairs, base)
+    result = await run_in_threadpool(
+        everything, _service(request), patient_id, pairs, base, access(request)
+    )
     count = [(k, v) for k, v in pairs if k == "_count"]
     path = f"{base}/Patient/{patient_id}/$everything"
     return respond(bundles.searchset(result, path, count, base, view), view)

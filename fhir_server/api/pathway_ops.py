@@ -5,6 +5,7 @@ the use cases live in fhir_server/pathway/.
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -16,7 +17,8 @@ from starlette.responses import JSONResponse, Response
 from fhir_server.api.http import body_format, parse_resource, read_body
 from fhir_server.api.operations import operation, page
 from fhir_server.api.render import View, resource_value, respond, view_of
-from fhir_server.api.rest import base_url
+from fhir_server.api.rest import access, base_url
+from fhir_server.fhir.outcomes import FhirError
 from fhir_server.pathway.report import Report, measure_report, parse_period, program_report
 from fhir_server.pathway.svg import program_svg
 from fhir_server.pathway.verdict import VerdictResult, amend_verdict, record_verdict
@@ -24,6 +26,7 @@ from fhir_server.pathway.view import pathway
 from fhir_server.service.clock import instant
 from fhir_server.service.resources import ResourceService
 from fhir_server.service.validation import check_id
+from fhir_server.storage import access_sql
 from fhir_server.storage.repository import StoredVersion
 
 Decide = Callable[[ResourceService, str, Any], VerdictResult]
@@ -51,6 +54,7 @@ async def _decide(request: Request, resource_id: str, use_case: Decide) -> Respo
     view = view_of(request)
     limit: int = request.app.state.settings.max_body_bytes
     params = parse_resource(await read_body(request, limit), body_format(request))
+    await run_in_threadpool(_service(request).read, "ServiceRequest", resource_id, access(request))
     result = await run_in_threadpool(use_case, _service(request), resource_id, params)
     out = {
         "resourceType": "Parameters",
@@ -74,10 +78,18 @@ async def pathway_bundle(request: Request, resource_id: str) -> Response:
     check_id(resource_id)
     view = view_of(request)
     service = _service(request)
+    client = access(request)
 
     def read() -> Any:
-        with service.unit(write=False) as unit:
-            return pathway(unit, resource_id)
+        with service.unit(write=False, access=client) as unit:
+            unit.check_visible("ServiceRequest", resource_id)
+            found = pathway(unit, resource_id)
+            if client is not None:  # the case is the client's; its parts may not all be
+                keys = [(d.stored.resource_type, d.stored.id) for d in found.documents]
+                seen = access_sql.visible(unit.conn, client, keys)
+                kept = [d for d in found.documents if (d.stored.resource_type, d.stored.id) in seen]
+                found = dataclasses.replace(found, documents=kept)
+            return found
 
     found = await run_in_threadpool(read)
     base = base_url(request)
@@ -99,6 +111,10 @@ async def pathway_bundle(request: Request, resource_id: str) -> Response:
 
 
 async def _report(request: Request) -> Report:
+    if access(request) is not None:
+        raise FhirError(
+            403, "forbidden", "The program report covers every case: administrators only"
+        )
     params = request.query_params
     period = parse_period(params.get("period-start"), params.get("period-end"))
     return await run_in_threadpool(program_report, _service(request), period)

@@ -11,6 +11,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
+from fhir_server.access.policy import Access, access_of
 from fhir_server.api import bundles
 from fhir_server.api.http import (
     body_format,
@@ -59,6 +60,11 @@ def route(path: str, method: str) -> Callable[[Endpoint], Endpoint]:
 def _service(request: Request) -> ResourceService:
     service: ResourceService = request.app.state.service
     return service
+
+
+def access(request: Request) -> Access | None:
+    """The client's row-level access (None: unrestricted), from the auth middleware."""
+    return access_of(getattr(request.state, "principal", None))
 
 
 def base_url(request: Request) -> str:
@@ -182,7 +188,7 @@ async def batch_or_transaction(request: Request) -> Response:
     bundle = await _resource_from_body(request)
     limit = request.app.state.settings.max_bundle_entries
     kind, results = await run_in_threadpool(
-        process, _service(request), bundle, base_url(request), limit
+        process, _service(request), bundle, base_url(request), limit, access(request)
     )
     representation = prefer(request, "return") == "representation"
     return respond(
@@ -223,8 +229,13 @@ async def _search(
     search = _service(request).search
     strict = prefer(request, "handling") == "strict"
     base = base_url(request)
+    client = access(request)
+    if compartment is not None and client is not None:  # its owner must be visible, else 404
+        await run_in_threadpool(_service(request).read, *compartment, client)
     result = await run_in_threadpool(
-        lambda: search.search(types, pairs, strict=strict, base_url=base, compartment=compartment)
+        lambda: search.search(
+            types, pairs, strict=strict, base_url=base, compartment=compartment, access=client
+        )
     )
     entry_view = View(
         view.fmt,
@@ -266,7 +277,9 @@ async def create(request: Request, resource_type: str) -> Response:
     view = view_of(request)
     condition = request.headers.get("if-none-exist")
     resource = await _resource_from_body(request)
-    result = await run_in_threadpool(_service(request).create, resource_type, resource, condition)
+    result = await run_in_threadpool(
+        _service(request).create, resource_type, resource, condition, access(request)
+    )
     return _written(request, result, view)
 
 
@@ -278,7 +291,12 @@ async def conditional_update(request: Request, resource_type: str) -> Response:
     if_match = parse_etag(request.headers.get("if-match"), "If-Match")
     resource = await _resource_from_body(request)
     result = await run_in_threadpool(
-        _service(request).conditional_update, resource_type, query, resource, if_match
+        _service(request).conditional_update,
+        resource_type,
+        query,
+        resource,
+        if_match,
+        access(request),
     )
     return _written(request, result, view)
 
@@ -287,7 +305,9 @@ async def conditional_update(request: Request, resource_type: str) -> Response:
 async def conditional_delete(request: Request, resource_type: str) -> Response:
     check_type(resource_type)
     query = _condition(request)
-    deleted = await run_in_threadpool(_service(request).conditional_delete, resource_type, query)
+    deleted = await run_in_threadpool(
+        _service(request).conditional_delete, resource_type, query, access(request)
+    )
     if deleted is None:
         return Response(status_code=204)
     message = f"Deleted {resource_type}/{deleted.id}"
@@ -301,7 +321,7 @@ async def conditional_patch(request: Request, resource_type: str) -> Response:
     query = _condition(request)
     operations = await _patch_body(request)
     result = await run_in_threadpool(
-        _service(request).conditional_patch, resource_type, query, operations
+        _service(request).conditional_patch, resource_type, query, operations, access(request)
     )
     return _written(request, result, view)
 
@@ -336,7 +356,7 @@ async def history_type(request: Request, resource_type: str) -> Response:
 @route("/{resource_type}/{resource_id}", "GET")
 async def read(request: Request, resource_type: str, resource_id: str) -> Response:
     check_id(resource_id)
-    stored = await _service(request).read_async(resource_type, resource_id)
+    stored = await _service(request).read_async(resource_type, resource_id, access(request))
     return _show(request, stored)
 
 
@@ -348,7 +368,7 @@ async def update(request: Request, resource_type: str, resource_id: str) -> Resp
     if_match = parse_etag(request.headers.get("if-match"), "If-Match")
     resource = await _resource_from_body(request)
     result = await run_in_threadpool(
-        _service(request).update, resource_type, resource_id, resource, if_match
+        _service(request).update, resource_type, resource_id, resource, if_match, access(request)
     )
     return _written(request, result, view)
 
@@ -361,7 +381,7 @@ async def patch(request: Request, resource_type: str, resource_id: str) -> Respo
     operations = await _patch_body(request)
     if_match = parse_etag(request.headers.get("if-match"), "If-Match")
     result = await run_in_threadpool(
-        _service(request).patch, resource_type, resource_id, operations, if_match
+        _service(request).patch, resource_type, resource_id, operations, if_match, access(request)
     )
     return _written(request, result, view)
 
@@ -371,7 +391,7 @@ async def delete(request: Request, resource_type: str, resource_id: str) -> Resp
     check_type(resource_type)
     if_match = parse_etag(request.headers.get("if-match"), "If-Match")
     deleted = await run_in_threadpool(
-        _service(request).delete, resource_type, resource_id, if_match
+        _service(request).delete, resource_type, resource_id, if_match, access(request)
     )
     headers = {} if deleted is None else {"ETag": etag(deleted.version_id)}
     if prefer(request, "return") == "operationoutcome" or deleted is not None:
@@ -389,13 +409,15 @@ async def history_instance(request: Request, resource_type: str, resource_id: st
     check_type(resource_type)
     check_id(resource_id)
     # An unknown resource has no history: 404 rather than an empty Bundle.
-    await run_in_threadpool(_exists, _service(request), resource_type, resource_id)
+    await run_in_threadpool(_exists, _service(request), resource_type, resource_id, access(request))
     return await _history(request, resource_type, resource_id)
 
 
-def _exists(service: ResourceService, resource_type: str, resource_id: str) -> None:
+def _exists(
+    service: ResourceService, resource_type: str, resource_id: str, client: Access | None
+) -> None:
     try:
-        service.read(resource_type, resource_id)
+        service.read(resource_type, resource_id, client)
     except FhirError as exc:
         if exc.status != 410:
             raise
@@ -409,7 +431,7 @@ async def vread(
     if not version_id.isdigit():
         raise FhirError(400, "value", f"Invalid version id '{version_id[:40]}'")
     stored = await run_in_threadpool(
-        _service(request).vread, resource_type, resource_id, int(version_id)
+        _service(request).vread, resource_type, resource_id, int(version_id), access(request)
     )
     return _show(request, stored)
 
@@ -428,6 +450,7 @@ async def _history(
     cursor = _int_param(params.get("_cursor"), "_cursor", 0) or None
     page = await run_in_threadpool(
         _service(request).history,
+        access(request),
         resource_type=resource_type,
         resource_id=resource_id,
         since=since,

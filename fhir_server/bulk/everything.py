@@ -6,13 +6,15 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 
+from fhir_server.access.policy import Access
 from fhir_server.bulk.select import present_types
 from fhir_server.bulk.spec import parse_since
 from fhir_server.fhir.outcomes import FhirError
 from fhir_server.fhir.schema import resource_types
+from fhir_server.search.compartment import patient_compartment
 from fhir_server.service.clock import instant
 from fhir_server.service.resources import ResourceService
-from fhir_server.service.search import SearchResult, patient_compartment
+from fhir_server.service.search import SearchResult
 
 #: Referenced resources that describe care, not another patient: cheap to add via _include.
 REFERENCED = frozenset(
@@ -22,10 +24,16 @@ _ALLOWED = frozenset({"_since", "_type", "_count", "_page"})
 
 
 def everything(
-    service: ResourceService, patient_id: str, pairs: Sequence[tuple[str, str]], base_url: str
+    service: ResourceService,
+    patient_id: str,
+    pairs: Sequence[tuple[str, str]],
+    base_url: str,
+    access: Access | None = None,
 ) -> SearchResult:
-    """The page of the compartment; ``used`` holds the parameters the paging links repeat."""
-    service.read("Patient", patient_id)  # 404/410 before anything else
+    """The page of the compartment; ``used`` holds the parameters the paging links repeat.
+
+    ``access`` narrows it (and the included resources) to what the client may see."""
+    service.read("Patient", patient_id, access)  # 404/410 before anything else
     types, carried, search_pairs = _parameters(pairs)
     with service.db.read() as conn:
         present = present_types(conn)
@@ -40,6 +48,7 @@ def everything(
         strict=True,
         base_url=base_url,
         compartment=("Patient", patient_id),
+        access=access,
     )
     included = [r for r in result.included if r.resource_type in REFERENCED]
     # The links repeat $everything's own parameters, not the search they became.

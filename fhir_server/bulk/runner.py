@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from dataclasses import asdict
 from pathlib import Path
 
+from fhir_server.access.policy import Access
 from fhir_server.bulk.ndjson import NdjsonWriter, remove_dir
 from fhir_server.bulk.select import Selector, pages, present_types
 from fhir_server.bulk.spec import ExportSpec
@@ -20,7 +21,7 @@ from fhir_server.fhir.outcomes import FhirError
 from fhir_server.logging import get_logger
 from fhir_server.service.clock import now
 from fhir_server.service.resources import ResourceService
-from fhir_server.storage import export_jobs, search_repo
+from fhir_server.storage import export_jobs
 from fhir_server.storage.export_jobs import ACCEPTED, COMPLETED, FAILED
 
 log = get_logger(__name__)
@@ -108,9 +109,10 @@ class ExportRunner:
         types = [t for t in spec.types if t in present]
         since = spec.since_time
         filters = {t: self.selector.type_filter(t, spec.filters_of(t)) for t in types}
+        client = spec.restricted_to
         if spec.level == "system":
             for number, rtype in enumerate(types, 1):
-                conds = self.selector.conditions(rtype, since, filters[rtype])
+                conds = self.selector.conditions(rtype, since, filters[rtype], client)
                 for rows in pages(self.db, conds, self.page_size):
                     for r in rows:
                         writer.write(rtype, r.content or b"")
@@ -120,7 +122,7 @@ class ExportRunner:
         done = 0
         for chunk in self._patients(spec):
             for rtype in types:
-                conds = self.selector.conditions(rtype, since, filters[rtype])
+                conds = self.selector.conditions(rtype, since, filters[rtype], client)
                 conds.append(self.selector.compartment(rtype, chunk))
                 for rows in pages(self.db, conds, self.page_size):
                     for r in rows:
@@ -134,19 +136,22 @@ class ExportRunner:
     def _patients(self, spec: ExportSpec) -> Iterator[list[str]]:
         """The patients whose compartments are exported, ``patient_chunk`` at a time."""
         if spec.level == "patient":
-            conds = search_repo.base_conditions(["Patient"])
+            conds = self.selector.conditions("Patient", None, None, spec.restricted_to)
             for rows in pages(self.db, conds, self.patient_chunk):
                 yield [r.id for r in rows]
             return
         assert spec.group_id is not None
-        members = group_members(self.service, spec.group_id)
+        members = group_members(self.service, spec.group_id, spec.restricted_to)
         for start in range(0, len(members), self.patient_chunk):
             yield members[start : start + self.patient_chunk]
 
 
-def group_members(service: ResourceService, group_id: str) -> list[str]:
-    """Ids of the Group's Patient members (404 when the Group does not exist)."""
-    stored = service.read("Group", group_id)
+def group_members(
+    service: ResourceService, group_id: str, access: Access | None = None
+) -> list[str]:
+    """Ids of the Group's Patient members (404 when the Group does not exist or the client
+    may not see it; members it may not see are left out by the export's conditions)."""
+    stored = service.read("Group", group_id, access)
     group = jsonio.loads_trusted(stored.content or b"{}")
     ids: list[str] = []
     for member in group.get("member", []):

@@ -12,11 +12,12 @@ from urllib.parse import parse_qsl
 
 from sqlalchemy import Connection, and_, distinct, or_, select
 
+from fhir_server.access.policy import Access
 from fhir_server.fhir.outcomes import FhirError
+from fhir_server.search.compartment import patient_compartment
 from fhir_server.search.registry import Registry
 from fhir_server.search.request import RESULT_PARAMS, Filter, parse
-from fhir_server.service.search import patient_compartment
-from fhir_server.storage import search_repo
+from fhir_server.storage import access_sql, search_repo
 from fhir_server.storage.database import Database
 from fhir_server.storage.repository import StoredVersion
 from fhir_server.storage.schema import resources
@@ -60,9 +61,15 @@ class Selector:
         return or_(*conds)
 
     def conditions(
-        self, rtype: str, since: datetime | None, type_filter: Condition | None
+        self,
+        rtype: str,
+        since: datetime | None,
+        type_filter: Condition | None,
+        access: Access | None = None,
     ) -> list[Condition]:
         conds = search_repo.base_conditions([rtype])
+        if access is not None:
+            conds.append(access_sql.condition(search_repo.scope([rtype]), access))
         if since is not None:
             conds.append(resources.c.last_updated > since)
         if type_filter is not None:

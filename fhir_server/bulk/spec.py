@@ -9,10 +9,11 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import parse_qsl
 
+from fhir_server.access.policy import Access
 from fhir_server.fhir.outcomes import FhirError
 from fhir_server.fhir.schema import resource_types
+from fhir_server.search.compartment import patient_compartment
 from fhir_server.service.clock import parse_instant
-from fhir_server.service.search import patient_compartment
 
 OUTPUT_FORMATS = frozenset({"application/fhir+ndjson", "application/ndjson", "ndjson"})
 _KNOWN = frozenset({"_outputFormat", "_type", "_since", "_typeFilter", "patient", "_elements"})
@@ -29,6 +30,8 @@ class ExportSpec:
     group_id: str | None = None
     #: (type, query string) pairs from ``_typeFilter``; several for one type are ORed.
     type_filters: list[tuple[str, str]] = field(default_factory=list)
+    #: The requesting client's row-level access as [client id, kind, value] (None: all).
+    access: list[str | None] | None = None
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), separators=(",", ":"))
@@ -38,6 +41,13 @@ class ExportSpec:
         data: dict[str, Any] = json.loads(text)
         data["type_filters"] = [tuple(p) for p in data.get("type_filters", [])]
         return ExportSpec(**data)
+
+    @property
+    def restricted_to(self) -> Access | None:
+        if self.access is None:
+            return None
+        client_id, kind, value = self.access
+        return Access(str(client_id), str(kind), value)
 
     @property
     def since_time(self) -> datetime | None:

@@ -20,7 +20,14 @@ from fhir_server.profiles.terminology import index_value_set
 #: Read from the source tree, like ``mappings/`` (the server runs from a checkout).
 PROFILES_DIR = Path(__file__).resolve().parents[2] / "profiles"
 CONFORMANCE_TYPES = frozenset(
-    {"StructureDefinition", "CodeSystem", "ValueSet", "OperationDefinition", "Measure"}
+    {
+        "StructureDefinition",
+        "CodeSystem",
+        "ValueSet",
+        "OperationDefinition",
+        "Measure",
+        "SearchParameter",
+    }
 )
 
 

@@ -12,20 +12,23 @@ from typing import Any
 import jsonpatch
 from starlette.concurrency import run_in_threadpool
 
+from fhir_server.access.policy import Access
 from fhir_server.fhir import jsonio
 from fhir_server.fhir.outcomes import FhirError, gone, not_found
 from fhir_server.search.extract import extract
+from fhir_server.search.program import add_program_parameters
 from fhir_server.search.registry import Registry
 from fhir_server.service.clock import instant, now
 from fhir_server.service.hooks import MAX_AFTER_RUNS, AfterHook, Hooks
 from fhir_server.service.hooks import default as default_hooks
 from fhir_server.service.search import SearchResult, SearchService
 from fhir_server.service.validation import check_id, check_type, validate_resource
+from fhir_server.storage import access_sql, search_index
 from fhir_server.storage import repository as repo
-from fhir_server.storage import search_index
 from fhir_server.storage.database import Database
 from fhir_server.storage.fast_read import AsyncReader
 from fhir_server.storage.repository import HistoryPage, NewVersion, StoredVersion
+from fhir_server.storage.search_query import Scope
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +84,7 @@ class Unit:
         registry: Registry,
         search: SearchService,
         hooks: Hooks | None = None,
+        access: Access | None = None,
     ) -> None:
         self.conn = conn
         self.clock = clock
@@ -95,6 +99,12 @@ class Unit:
         self.warnings: list[str] = []
         #: Versions written, for the ``every`` hooks (only kept when there are any).
         self.written: list[dict[str, Any]] = []
+        #: The client this unit works for (None: unrestricted). Only the client's own
+        #: interactions are checked (``check_visible``, ``owe_visible``, conditional matches);
+        #: the rules' hooks act for the server and see everything.
+        self.access = access
+        #: Resources the client wrote, to be within its access once the rules settled.
+        self.owed: list[tuple[str, str]] = []
 
     def _before(
         self,
@@ -130,6 +140,42 @@ class Unit:
             for every in self.hooks.every:
                 every(self, doc)
         self.written.clear()
+        self._settle_owed()
+
+    def check_visible(self, resource_type: str, resource_id: str) -> None:
+        """404 unless the unit's client may see the resource (as if it did not exist)."""
+        if self.access is None:
+            return
+        key = (resource_type, resource_id)
+        if key not in access_sql.visible(self.conn, self.access, [key]):
+            raise not_found(resource_type, resource_id)
+
+    def check_visible_if_exists(self, resource_type: str, resource_id: str) -> None:
+        """``check_visible`` for an update or delete that may also create or do nothing."""
+        if self.access is None:
+            return
+        current = repo.get_current(self.conn, resource_type, resource_id)
+        if current is not None:
+            self.check_visible(resource_type, resource_id)
+
+    def owe_visible(self, stored: StoredVersion) -> None:
+        """The client wrote this: it must be within its access when the unit ends."""
+        if self.access is not None and not stored.deleted:
+            self.owed.append((stored.resource_type, stored.id))
+
+    def _settle_owed(self) -> None:
+        if self.access is None or not self.owed:
+            return
+        seen = access_sql.visible(self.conn, self.access, self.owed)
+        outside = [k for k in self.owed if k not in seen]
+        self.owed.clear()
+        if outside:
+            rtype, rid = outside[0]
+            raise FhirError(
+                403,
+                "forbidden",
+                f"{rtype}/{rid} would be outside what this client may access; nothing was stored",
+            )
 
     def current(
         self, resource_type: str, resource_id: str, lock: bool = False
@@ -183,7 +229,7 @@ class Unit:
 
     def find_one(self, resource_type: str, query: str, what: str) -> StoredVersion | None:
         """The single match of a conditional URL; 412 when several match (spec rules)."""
-        found = self.search.matches(self.conn, resource_type, query)
+        found = self.search.matches(self.conn, resource_type, query, self.access)
         if len(found) > 1:
             raise FhirError(
                 412,
@@ -359,6 +405,12 @@ class Unit:
             raise FhirError(409, "conflict", str(exc)) from exc
 
     def history(self, **kwargs: Any) -> HistoryPage:
+        """History; the client's access narrows type and system history to what it sees."""
+        if self.access is not None and kwargs.get("resource_id") is None:
+            access = self.access
+            rtype = kwargs.get("resource_type")
+            types = (rtype,) if rtype else tuple(sorted(access_sql.reachable_types()))
+            kwargs["visible"] = lambda table: access_sql.condition(Scope(table, types), access)
         return repo.history(self.conn, **kwargs)
 
 
@@ -417,16 +469,19 @@ class ResourceService:
         self.db = db
         self.clock = clock
         self.registry = registry or Registry.standard()
+        add_program_parameters(self.registry)
         #: Rules run inside each unit (the pathway's); the process default when not given.
         self.hooks = hooks if hooks is not None else default_hooks()
         self.search = SearchService(db, self.registry)
         #: Set by the app on PostgreSQL: reads then stay on the event loop.
         self.async_reader: AsyncReader | None = None
 
-    async def read_async(self, resource_type: str, resource_id: str) -> StoredVersion:
+    async def read_async(
+        self, resource_type: str, resource_id: str, access: Access | None = None
+    ) -> StoredVersion:
         """``read`` for async callers: the event-loop reader where there is one."""
-        if self.async_reader is None:
-            return await run_in_threadpool(self.read, resource_type, resource_id)
+        if self.async_reader is None or access is not None:
+            return await run_in_threadpool(self.read, resource_type, resource_id, access)
         check_type(resource_type)
         current = await self.async_reader.current(resource_type, resource_id)
         if current is None:
@@ -436,10 +491,13 @@ class ResourceService:
         return current
 
     @contextmanager
-    def unit(self, write: bool = True, single: bool = False) -> Iterator[Unit]:
-        """A transaction; ``single`` marks a read of one statement (no BEGIN/COMMIT)."""
+    def unit(
+        self, write: bool = True, single: bool = False, access: Access | None = None
+    ) -> Iterator[Unit]:
+        """A transaction; ``single`` marks a read of one statement (no BEGIN/COMMIT);
+        ``access`` is the client it works for (docs/access.md)."""
         with self.db.write() if write else self.db.read(single) as conn:
-            unit = Unit(conn, self.clock, self.registry, self.search, self.hooks)
+            unit = Unit(conn, self.clock, self.registry, self.search, self.hooks, access)
             yield unit
             unit.finish()
         for definition in unit.pending_parameters:
@@ -494,66 +552,91 @@ class ResourceService:
             if progress is not None:
                 progress(done)
 
-    def read(self, resource_type: str, resource_id: str) -> StoredVersion:
+    def read(
+        self, resource_type: str, resource_id: str, access: Access | None = None
+    ) -> StoredVersion:
         check_type(resource_type)
-        with self.unit(write=False, single=True) as u:
+        with self.unit(write=False, single=access is None, access=access) as u:
+            u.check_visible(resource_type, resource_id)
             return u.read(resource_type, resource_id)
 
-    def vread(self, resource_type: str, resource_id: str, version_id: int) -> StoredVersion:
-        with self.unit(write=False) as u:
+    def vread(
+        self, resource_type: str, resource_id: str, version_id: int, access: Access | None = None
+    ) -> StoredVersion:
+        with self.unit(write=False, access=access) as u:
+            u.check_visible(resource_type, resource_id)
             return u.vread(resource_type, resource_id, version_id)
 
     def create(
-        self, resource_type: str, resource: Any, if_none_exist: str | None = None
+        self,
+        resource_type: str,
+        resource: Any,
+        if_none_exist: str | None = None,
+        access: Access | None = None,
     ) -> WriteResult:
         """Create; with ``if_none_exist`` an existing single match is returned instead."""
         check_type(resource_type)
         validate_resource(resource, resource_type)
-        with self.unit() as u:
+        with self.unit(access=access) as u:
             if if_none_exist:
                 existing = u.find_one(resource_type, if_none_exist, "Conditional create")
                 if existing is not None:
                     return WriteResult(existing, False)
-            return u.create(resource)
+            return _owed(u, u.create(resource))
 
     def conditional_update(
-        self, resource_type: str, query: str, resource: Any, if_match: int | None = None
+        self,
+        resource_type: str,
+        query: str,
+        resource: Any,
+        if_match: int | None = None,
+        access: Access | None = None,
     ) -> WriteResult:
         """``PUT Type?query``: update the one match, create when none, 412 when several."""
         check_type(resource_type)
         validate_resource(resource, resource_type)
-        with self.unit() as u:
+        with self.unit(access=access) as u:
             existing = u.find_one(resource_type, query, "Conditional update")
             body_id = resource.get("id")
             if existing is None:
                 if body_id is not None:
                     check_id(body_id)
-                return u.update(resource, body_id or new_id(), if_match)
+                    u.check_visible_if_exists(resource_type, body_id)
+                return _owed(u, u.update(resource, body_id or new_id(), if_match))
             if body_id is not None and body_id != existing.id:
                 raise FhirError(
                     400, "invalid", f"Body id '{body_id}' differs from the match {existing.id}"
                 )
-            return u.update({**resource, "id": existing.id}, existing.id, if_match)
+            return _owed(u, u.update({**resource, "id": existing.id}, existing.id, if_match))
 
-    def conditional_delete(self, resource_type: str, query: str) -> StoredVersion | None:
+    def conditional_delete(
+        self, resource_type: str, query: str, access: Access | None = None
+    ) -> StoredVersion | None:
         """``DELETE Type?query``: delete the single match; nothing to do when none."""
         check_type(resource_type)
-        with self.unit() as u:
+        with self.unit(access=access) as u:
             existing = u.find_one(resource_type, query, "Conditional delete")
             if existing is None:
                 return None
             return u.delete(resource_type, existing.id)
 
-    def conditional_patch(self, resource_type: str, query: str, operations: Any) -> WriteResult:
+    def conditional_patch(
+        self, resource_type: str, query: str, operations: Any, access: Access | None = None
+    ) -> WriteResult:
         check_type(resource_type)
-        with self.unit() as u:
+        with self.unit(access=access) as u:
             existing = u.find_one(resource_type, query, "Conditional patch")
             if existing is None:
                 raise FhirError(404, "not-found", f"No {resource_type} matches '{query[:200]}'")
-            return u.patch(resource_type, existing.id, operations)
+            return _owed(u, u.patch(resource_type, existing.id, operations))
 
     def update(
-        self, resource_type: str, resource_id: str, resource: Any, if_match: int | None = None
+        self,
+        resource_type: str,
+        resource_id: str,
+        resource: Any,
+        if_match: int | None = None,
+        access: Access | None = None,
     ) -> WriteResult:
         check_type(resource_type)
         check_id(resource_id)
@@ -568,26 +651,45 @@ class ResourceService:
                 f"Body id '{body_id}' does not match URL id '{resource_id}'",
                 ("id",),
             )
-        with self.unit() as u:
-            return u.update(resource, resource_id, if_match)
+        with self.unit(access=access) as u:
+            u.check_visible_if_exists(resource_type, resource_id)
+            return _owed(u, u.update(resource, resource_id, if_match))
 
     def patch(
-        self, resource_type: str, resource_id: str, operations: Any, if_match: int | None = None
+        self,
+        resource_type: str,
+        resource_id: str,
+        operations: Any,
+        if_match: int | None = None,
+        access: Access | None = None,
     ) -> WriteResult:
         check_type(resource_type)
         check_id(resource_id)
-        with self.unit() as u:
-            return u.patch(resource_type, resource_id, operations, if_match)
+        with self.unit(access=access) as u:
+            u.check_visible(resource_type, resource_id)
+            return _owed(u, u.patch(resource_type, resource_id, operations, if_match))
 
     def delete(
-        self, resource_type: str, resource_id: str, if_match: int | None = None
+        self,
+        resource_type: str,
+        resource_id: str,
+        if_match: int | None = None,
+        access: Access | None = None,
     ) -> StoredVersion | None:
         check_id(resource_id)
-        with self.unit() as u:
+        with self.unit(access=access) as u:
+            u.check_visible_if_exists(resource_type, resource_id)
             return u.delete(resource_type, resource_id, if_match)
 
-    def history(self, **kwargs: Any) -> HistoryPage:
+    def history(self, access: Access | None = None, **kwargs: Any) -> HistoryPage:
         if kwargs.get("resource_type"):
             check_type(kwargs["resource_type"])
-        with self.unit(write=False) as u:
+        with self.unit(write=False, access=access) as u:
+            if kwargs.get("resource_id") is not None:
+                u.check_visible(kwargs["resource_type"], kwargs["resource_id"])
             return u.history(**kwargs)
+
+
+def _owed(unit: Unit, result: WriteResult) -> WriteResult:
+    unit.owe_visible(result.stored)
+    return result

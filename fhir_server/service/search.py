@@ -6,20 +6,19 @@ Transport-neutral: the REST layer, conditional operations and bundle entries all
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from functools import cache
-from importlib import resources as package_files
 from urllib.parse import parse_qsl
 
 from sqlalchemy import Connection, or_
 
+from fhir_server.access.policy import Access
 from fhir_server.fhir.outcomes import FhirError
+from fhir_server.search.compartment import patient_compartment
 from fhir_server.search.registry import Registry
 from fhir_server.search.request import RESULT_PARAMS, Filter, Include, SearchRequest, parse
 from fhir_server.service.validation import check_type
-from fhir_server.storage import search_repo
+from fhir_server.storage import access_sql, search_repo
 from fhir_server.storage.database import Database
 from fhir_server.storage.repository import StoredVersion
 from fhir_server.storage.search_query import (
@@ -29,6 +28,7 @@ from fhir_server.storage.search_query import (
     SortKey,
     UnknownParameter,
 )
+from fhir_server.storage.search_repo import Visible
 
 #: Parameters every search accepts that are not in the registry.
 _COMMON = frozenset({"_id", "_lastUpdated"})
@@ -50,12 +50,24 @@ class SearchResult:
     request: SearchRequest | None = None
 
 
-@cache
-def patient_compartment() -> dict[str, list[str]]:
-    """Which parameters link each type to a Patient (CompartmentDefinition, R4)."""
-    raw = package_files.files("fhir_server.data").joinpath("compartment-patient.json").read_text()
-    data: dict[str, list[str]] = json.loads(raw)["resource"]
-    return data
+@dataclass
+class _Run:
+    """A parsed search ready to run: conditions, order, page size and what to report."""
+
+    req: SearchRequest
+    conditions: list[Condition]
+    sort: list[SortKey]
+    count: int
+    used: list[tuple[str, str]]
+    warnings: list[str]
+    visible: Visible | None
+
+
+def _visible(access: Access | None) -> Visible | None:
+    """The client's access rule as a condition builder (None: unrestricted)."""
+    if access is None:
+        return None
+    return lambda scope: access_sql.condition(scope, access)
 
 
 class SearchService:
@@ -82,19 +94,24 @@ class SearchService:
         base_url: str = "",
         compartment: tuple[str, str] | None = None,
         conn: Connection | None = None,
+        access: Access | None = None,
     ) -> SearchResult:
         """Run a search over one or more types; unknown parameters raise only when strict.
 
-        ``conn`` runs it inside the caller's transaction (conditional operations).
+        ``conn`` runs it inside the caller's transaction (conditional operations); ``access``
+        narrows matches, chains, ``_has`` and includes to what that client may see.
         """
         for rtype in resource_types:
             check_type(rtype)
         req = parse(resource_types, pairs)
         if req.problems:
             raise FhirError(400, "invalid", "; ".join(req.problems))
-        builder = QueryBuilder(self.registry, base_url)
+        visible = _visible(access)
+        builder = QueryBuilder(self.registry, base_url, visible)
         scope = search_repo.scope(resource_types)
         conditions: list[Condition] = search_repo.base_conditions(resource_types)
+        if visible is not None:
+            conditions.append(visible(scope))
         used: list[tuple[str, str]] = []
         warnings: list[str] = []
         for flt, (name, value) in zip(req.filters, _filter_pairs(pairs), strict=True):
@@ -117,21 +134,15 @@ class SearchService:
         sort = [builder.sort_key(scope, code, desc) for code, desc in req.sort]
         count = self.default_page_size if req.count is None else req.count
         count = max(0, min(count, self.max_page_size))
+        run = _Run(req, conditions, sort, count, used, warnings, visible)
         if conn is not None:
-            return self._run(conn, req, conditions, sort, count, used, warnings)
+            return self._run(conn, run)
         with self.db.read() as own:
-            return self._run(own, req, conditions, sort, count, used, warnings)
+            return self._run(own, run)
 
-    def _run(
-        self,
-        conn: Connection,
-        req: SearchRequest,
-        conditions: list[Condition],
-        sort: list[SortKey],
-        count: int,
-        used: list[tuple[str, str]],
-        warnings: list[str],
-    ) -> SearchResult:
+    def _run(self, conn: Connection, run: _Run) -> SearchResult:
+        req, conditions, sort, count = run.req, run.conditions, run.sort, run.count
+        used, warnings = run.used, run.warnings
         if req.summary == "count" or count == 0:
             counted = search_repo.count(conn, conditions)
             return SearchResult([], [], counted, None, None, used, warnings, req)
@@ -154,18 +165,20 @@ class SearchService:
                 total = page.counted  # counted already, to choose how to sort
             else:
                 total = search_repo.count(conn, conditions, cap=cap)
-        extra = self._includes(conn, req, page.rows, warnings)
+        extra = self._includes(conn, req, page.rows, warnings, run.visible)
         return SearchResult(
             page.rows, extra, total, page.next_cursor, page.prev_cursor, used, warnings, req
         )
 
-    def matches(self, conn: Connection, resource_type: str, query: str) -> list[StoredVersion]:
+    def matches(
+        self, conn: Connection, resource_type: str, query: str, access: Access | None = None
+    ) -> list[StoredVersion]:
         """Up to two matches of a conditional URL's query (enough to tell 0, 1 or many)."""
         pairs = parse_qsl(query, keep_blank_values=True)
         if not pairs:
             raise FhirError(400, "invalid", f"Conditional {resource_type} needs search criteria")
         criteria = [*pairs, ("_count", "2"), ("_total", "none")]
-        return self.search([resource_type], criteria, strict=True, conn=conn).matches
+        return self.search([resource_type], criteria, strict=True, conn=conn, access=access).matches
 
     def _unknown(self, resource_types: Sequence[str], flt: Filter) -> str | None:
         if flt.has or flt.chain:
@@ -205,6 +218,7 @@ class SearchService:
         req: SearchRequest,
         matches: list[StoredVersion],
         warnings: list[str],
+        visible: Visible | None,
     ) -> list[StoredVersion]:
         seen = {(m.resource_type, m.id) for m in matches}
         extra: list[StoredVersion] = []
@@ -214,7 +228,7 @@ class SearchService:
             for inc in req.includes:
                 if round_ > 0 and not inc.iterate:
                     continue
-                found += self._one_include(conn, inc, frontier)
+                found += self._one_include(conn, inc, frontier, visible)
             new = [r for r in found if (r.resource_type, r.id) not in seen]
             for r in new:
                 seen.add((r.resource_type, r.id))
@@ -230,7 +244,11 @@ class SearchService:
         return extra
 
     def _one_include(
-        self, conn: Connection, inc: Include, sources: list[StoredVersion]
+        self,
+        conn: Connection,
+        inc: Include,
+        sources: list[StoredVersion],
+        visible: Visible | None,
     ) -> list[StoredVersion]:
         if inc.reverse:
             if inc.source_type == "*" or inc.param == "*":
@@ -240,7 +258,7 @@ class SearchService:
                 params = [inc.param]
             if inc.source_type == "*":
                 raise FhirError(400, "not-supported", "_revinclude=* is not supported")
-            return search_repo.rev_included(conn, sources, inc.source_type, params)
+            return search_repo.rev_included(conn, sources, inc.source_type, params, visible)
         of_type = [s for s in sources if inc.source_type in ("*", s.resource_type)]
         if not of_type:
             return []
@@ -248,7 +266,7 @@ class SearchService:
         if params:
             self._check_reference(inc.source_type, inc.param)
         types = sorted({s.resource_type for s in of_type})
-        return search_repo.included(conn, of_type, params, inc.target_type, types)
+        return search_repo.included(conn, of_type, params, inc.target_type, types, visible)
 
     def _check_reference(self, rtype: str, code: str) -> None:
         param = self.registry.get(rtype, code)

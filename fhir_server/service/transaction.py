@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
+from fhir_server.access.policy import Access
 from fhir_server.fhir.outcomes import FhirError, Issue, operation_outcome
 from fhir_server.fhir.schema import validate_structure
 from fhir_server.service.resources import ResourceService, Unit, WriteResult, new_id
@@ -330,7 +331,7 @@ def _conditional_reference(unit: Unit, reference: str, cache: dict[str, str]) ->
     if reference in cache:
         return cache[reference]
     rtype, _, query = reference.partition("?")
-    found = unit.search.matches(unit.conn, rtype, query)
+    found = unit.search.matches(unit.conn, rtype, query, unit.access)
     if len(found) != 1:
         how = "no resource" if not found else "more than one resource"
         raise FhirError(
@@ -348,6 +349,7 @@ def _run(unit: Unit, entry: Entry) -> EntryResult:
         if rid is None:  # conditional delete without a match
             return EntryResult(204)
         try:
+            unit.check_visible_if_exists(rtype, rid)
             deleted = unit.delete(rtype, rid, entry.if_match)
         except FhirError as exc:
             if exc.status == 404:  # deleting what is not there changes nothing
@@ -357,16 +359,20 @@ def _run(unit: Unit, entry: Entry) -> EntryResult:
     if entry.method == "PUT":
         assert rid is not None
         body = {**entry.resource, "id": rid}
+        unit.check_visible_if_exists(rtype, rid)
         result = unit.update(body, rid, entry.if_match)
-        return _written(result)
+        return _written(unit, result)
     if entry.method == "PATCH":
         assert rid is not None
-        return _written(unit.patch(rtype, rid, _patch_operations(entry.resource), entry.if_match))
+        unit.check_visible(rtype, rid)
+        patched = unit.patch(rtype, rid, _patch_operations(entry.resource), entry.if_match)
+        return _written(unit, patched)
     if entry.method in ("GET", "HEAD"):
         if rid is None:
             pairs = parse_qsl(entry.condition or "", keep_blank_values=True)
-            found = unit.search.search([rtype], pairs, conn=unit.conn)
+            found = unit.search.search([rtype], pairs, conn=unit.conn, access=unit.access)
             return EntryResult(200, search=found)
+        unit.check_visible(rtype, rid)
         if entry.history:
             page = unit.history(resource_type=rtype, resource_id=rid, count=100)
             return EntryResult(200, history=page.entries)
@@ -377,7 +383,9 @@ def _run(unit: Unit, entry: Entry) -> EntryResult:
     raise FhirError(400, "not-supported", f"Unsupported request method '{entry.method}'")
 
 
-def _written(result: WriteResult) -> EntryResult:
+def _written(unit: Unit, result: WriteResult) -> EntryResult:
+    """A write's entry result; the unit's client must be able to see what it wrote."""
+    unit.owe_visible(result.stored)
     return EntryResult(201 if result.created else 200, result.stored, warnings=result.warnings)
 
 
@@ -386,23 +394,30 @@ def _create_all(unit: Unit, entries: list[Entry]) -> list[EntryResult]:
     fresh = [e for e in entries if e.existing is None]
     created = iter(unit.create_many([(e.resource, e.assigned_id or new_id()) for e in fresh]))
     return [
-        EntryResult(200, e.existing) if e.existing is not None else _written(next(created))
+        EntryResult(200, e.existing) if e.existing is not None else _written(unit, next(created))
         for e in entries
     ]
 
 
 def process(
-    service: ResourceService, bundle: Any, base_url: str, max_entries: int = 10_000
+    service: ResourceService,
+    bundle: Any,
+    base_url: str,
+    max_entries: int = 10_000,
+    access: Access | None = None,
 ) -> tuple[str, list[EntryResult]]:
-    """Run a batch or transaction; results are in the order of the request's entries."""
+    """Run a batch or transaction; results are in the order of the request's entries.
+
+    ``access``: each entry is restricted to what that client may see (docs/access.md).
+    """
     kind, entries = parse_entries(bundle, max_entries)
     if kind == "transaction":
-        return kind, _transaction(service, entries, base_url)
-    return kind, _batch(service, entries, base_url)
+        return kind, _transaction(service, entries, base_url, access)
+    return kind, _batch(service, entries, base_url, access)
 
 
 def _transaction(
-    service: ResourceService, entries: list[Entry], base_url: str
+    service: ResourceService, entries: list[Entry], base_url: str, access: Access | None
 ) -> list[EntryResult]:
     for e in entries:
         try:
@@ -411,7 +426,7 @@ def _transaction(
             raise _entry_error(e.index, exc) from exc
     results: dict[int, EntryResult] = {}
     ordered = sorted(entries, key=lambda e: (_ORDER.get(e.method, 9), e.index))
-    with service.unit() as unit:
+    with service.unit(access=access) as unit:
         for e in entries:
             try:
                 _resolve_condition(unit, e)
@@ -450,6 +465,11 @@ def _do_puts(unit: Unit, puts: list[Entry], results: dict[int, EntryResult]) -> 
     """All PUT entries with few statements; on a precondition failure, one by one to name the
     entry (the batch fails before it writes anything)."""
     items = [({**e.resource, "id": e.resource_id}, e.resource_id or "", e.if_match) for e in puts]
+    for e in puts:
+        try:
+            unit.check_visible_if_exists(e.resource_type, e.resource_id or "")
+        except FhirError as exc:
+            raise _entry_error(e.index, exc) from exc
     try:
         written = unit.update_many(items)
     except FhirError:
@@ -460,7 +480,7 @@ def _do_puts(unit: Unit, puts: list[Entry], results: dict[int, EntryResult]) -> 
                 raise _entry_error(e.index, exc) from exc
         return
     for e, result in zip(puts, written, strict=True):
-        results[e.index] = _written(result)
+        results[e.index] = _written(unit, result)
 
 
 def _do_posts(unit: Unit, posts: list[Entry], results: dict[int, EntryResult]) -> None:
@@ -468,7 +488,9 @@ def _do_posts(unit: Unit, posts: list[Entry], results: dict[int, EntryResult]) -
         results[e.index] = result
 
 
-def _batch(service: ResourceService, entries: list[Entry], base_url: str) -> list[EntryResult]:
+def _batch(
+    service: ResourceService, entries: list[Entry], base_url: str, access: Access | None
+) -> list[EntryResult]:
     results: dict[int, EntryResult] = {}
     valid = []
     for e in entries:
@@ -479,7 +501,7 @@ def _batch(service: ResourceService, entries: list[Entry], base_url: str) -> lis
             results[e.index] = _failed(e.index, exc)
     for e in sorted(valid, key=lambda e: (_ORDER.get(e.method, 9), e.index)):
         try:
-            with service.unit(write=e.method not in ("GET", "HEAD")) as unit:
+            with service.unit(write=e.method not in ("GET", "HEAD"), access=access) as unit:
                 results[e.index] = _run_alone(unit, e)
         except FhirError as exc:
             results[e.index] = _failed(e.index, exc)
@@ -493,7 +515,7 @@ def _run_alone(unit: Unit, e: Entry) -> EntryResult:
         if e.existing is not None:
             return EntryResult(200, e.existing)
         resource = _resolve_references(unit, e.resource, {})
-        return _written(unit.create(resource, new_id()))
+        return _written(unit, unit.create(resource, new_id()))
     if e.method == "PUT":
         e.resource = _resolve_references(unit, e.resource, {})
     return _run(unit, e)

@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, and_, bindparam, func, insert, select, tuple_, update
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    and_,
+    bindparam,
+    func,
+    insert,
+    select,
+    tuple_,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
 
 from fhir_server.storage.bulk import COPY_THRESHOLD, next_keys, write_rows
@@ -287,9 +297,19 @@ def history(
     before_cursor: int | None = None,
     count: int = 20,
     with_total: bool = False,
+    visible: Callable[[Any], Any] | None = None,
 ) -> HistoryPage:
-    """Versions newest first, keyset-paged on ``seq`` so concurrent writes never shift pages."""
-    conds = []
+    """Versions newest first, keyset-paged on ``seq`` so concurrent writes never shift pages.
+
+    ``visible`` (a condition on a ``resources`` alias) keeps the versions of resources the
+    client may see now.
+    """
+    conds: list[ColumnElement[bool]] = []
+    if visible is not None:
+        current = resources.alias("history_current")
+        conds.append(
+            resource_versions.c.res_pk.in_(select(current.c.res_pk).where(visible(current)))
+        )
     if resource_type is not None:
         conds.append(resource_versions.c.res_type == resource_type)
     if resource_id is not None:

@@ -8,7 +8,7 @@ and the query side agree. Everything here returns SQLAlchemy Core expressions ov
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
@@ -110,9 +110,16 @@ class Scope:
 class QueryBuilder:
     """Turns parsed Filters into conditions; knows the registry and this server's base URL."""
 
-    def __init__(self, registry: Registry, base_url: str = "") -> None:
+    def __init__(
+        self,
+        registry: Registry,
+        base_url: str = "",
+        visible: Callable[[Scope], Condition] | None = None,
+    ) -> None:
         self.registry = registry
         self.base_url = base_url.rstrip("/")
+        #: The client's access rule: chains and _has only reach what the client may see.
+        self.visible = visible
 
     # --- entry points ------------------------------------------------------------------------
 
@@ -162,6 +169,8 @@ class QueryBuilder:
         matching = select(target.c.res_type, target.c.res_id).where(
             target.c.res_type.in_(targets), target.c.deleted.is_(False), cond
         )
+        if self.visible is not None:
+            matching = matching.where(self.visible(inner))
         sub = select(ref_rows.c.res_pk).where(
             ref_rows.c.res_type.in_(scope.types),
             ref_rows.c.param == link.code,
@@ -201,6 +210,8 @@ class QueryBuilder:
                 self.condition(inner, leaf),
             )
         )
+        if self.visible is not None:
+            pointed = pointed.where(self.visible(inner))
         return tuple_(scope.table.c.res_type, scope.table.c.res_id).in_(pointed)
 
     # --- plain parameters --------------------------------------------------------------------

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -18,6 +18,8 @@ from fhir_server.storage.search_query import Condition, Scope, SortKey, Walk
 from fhir_server.storage.search_tables import idx_reference
 
 R = resources
+#: The client's access rule as a condition on a resource-table alias (storage/access_sql.py).
+Visible = Callable[[Scope], Condition]
 
 _COLUMNS = (
     R.c.res_pk,
@@ -295,8 +297,10 @@ def included(
     params: Sequence[str] | None,
     target_type: str | None,
     source_types: Sequence[str],
+    visible: Visible | None = None,
 ) -> list[StoredVersion]:
-    """Resources referenced by ``sources`` through ``params`` (None: every reference param)."""
+    """Resources referenced by ``sources`` through ``params`` (None: every reference param);
+    ``visible`` keeps only what the client's access rule reaches."""
     if not sources:
         return []
     ref = idx_reference
@@ -315,7 +319,7 @@ def included(
         .join(ref, and_(target.c.res_type == ref.c.target_type, target.c.res_id == ref.c.target_id))
         .where(*conds, target.c.deleted.is_(False))
     )
-    return [current_from_row(r) for r in conn.execute(stmt).all()]
+    return _keep_visible(conn, [current_from_row(r) for r in conn.execute(stmt).all()], visible)
 
 
 def rev_included(
@@ -323,6 +327,7 @@ def rev_included(
     targets: Sequence[StoredVersion],
     source_type: str,
     params: Sequence[str] | None,
+    visible: Visible | None = None,
 ) -> list[StoredVersion]:
     """Resources of ``source_type`` that reference any of ``targets`` through ``params``."""
     if not targets:
@@ -340,4 +345,21 @@ def rev_included(
         .join(ref, ref.c.res_pk == R.c.res_pk)
         .where(*conds, R.c.deleted.is_(False))
     )
+    if visible is not None:
+        stmt = stmt.where(visible(Scope(R, (source_type,))))
     return [current_from_row(r) for r in conn.execute(stmt).all()]
+
+
+def _keep_visible(
+    conn: Connection, found: list[StoredVersion], visible: Visible | None
+) -> list[StoredVersion]:
+    """The included resources the access rule reaches (types known only once read)."""
+    if visible is None or not found:
+        return found
+    table = R.alias("visible_check")
+    types = tuple(sorted({f.resource_type for f in found}))
+    stmt = select(table.c.res_pk).where(
+        table.c.res_pk.in_([f.res_pk for f in found]), visible(Scope(table, types))
+    )
+    keep = set(conn.execute(stmt).scalars())
+    return [f for f in found if f.res_pk in keep]

@@ -10,6 +10,7 @@ from starlette.responses import Response
 
 from fhir_server.api.operations import operation
 from fhir_server.api.render import respond, view_of
+from fhir_server.api.rest import access
 from fhir_server.fhir import jsonio
 from fhir_server.service.resources import ResourceService
 from fhir_server.service.validation import check_id
@@ -43,5 +44,6 @@ def status_parameters(service: ResourceService, subscription_id: str) -> dict[st
 async def subscription_status(request: Request, resource_id: str) -> Response:
     check_id(resource_id)
     service: ResourceService = request.app.state.service
+    await run_in_threadpool(service.read, "Subscription", resource_id, access(request))
     value = await run_in_threadpool(status_parameters, service, resource_id)
     return respond(value, view_of(request))

@@ -13,6 +13,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 from sqlalchemy import Connection
 
+from fhir_server.access.policy import Access
 from fhir_server.fhir.outcomes import FhirError
 from fhir_server.service.search import SearchService
 
@@ -33,6 +34,8 @@ class Spec:
     endpoint: str
     payload: str | None
     headers: tuple[tuple[str, str], ...]
+    #: The owning client's row-level access: it is notified only of what it may read.
+    access: Access | None = None
 
 
 def _invalid(message: str, where: str) -> FhirError:
@@ -105,11 +108,16 @@ def check_criteria(search: SearchService, conn: Connection, spec: Spec) -> None:
 
 
 def matches(search: SearchService, conn: Connection, spec: Spec, resource_id: str) -> bool:
-    """Whether the resource, as written in this transaction, meets the criteria."""
-    if not spec.pairs:
+    """Whether the resource, as written in this transaction, meets the criteria (and the
+    owning client may read it)."""
+    if not spec.pairs and spec.access is None:
         return True
     found = search.search(
-        [spec.resource_type], _restricted(spec.pairs, resource_id), strict=True, conn=conn
+        [spec.resource_type],
+        _restricted(spec.pairs, resource_id),
+        strict=True,
+        conn=conn,
+        access=spec.access,
     )
     return bool(found.matches)
 

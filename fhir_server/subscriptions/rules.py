@@ -14,6 +14,7 @@ built from, so a Subscription written by another process is seen by the next wri
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from collections.abc import Sequence
 from typing import Any
@@ -21,12 +22,13 @@ from weakref import WeakKeyDictionary
 
 from sqlalchemy import Connection, func, select
 
+from fhir_server.access.policy import Access, restrict
 from fhir_server.fhir import jsonio
 from fhir_server.fhir.outcomes import FhirError
 from fhir_server.logging import get_logger
 from fhir_server.service.hooks import Hooks
 from fhir_server.service.resources import Unit
-from fhir_server.storage import outbox
+from fhir_server.storage import clients, outbox
 from fhir_server.storage import repository as repo
 from fhir_server.storage.repository import StoredVersion
 from fhir_server.storage.schema import resource_versions
@@ -76,10 +78,22 @@ class ActiveSubscriptions:
         for stored in repo.current_of_type(conn, "Subscription"):
             spec = _active_spec(stored)
             if spec is not None:
+                spec = dataclasses.replace(spec, access=_owner_access(conn, spec.id))
                 by_type.setdefault(spec.resource_type, []).append(spec)
         with self._lock:
             self._by_type = {t: tuple(specs) for t, specs in by_type.items()}
             self._stamp = stamp
+
+
+def _owner_access(conn: Connection, subscription_id: str) -> Access | None:
+    """The owner's access as registered now; a removed client's subscription sees nothing."""
+    owner = outbox.owner(conn, subscription_id)
+    if owner is None:
+        return None  # created with authorization off, or by the server itself
+    client = clients.get_client(conn, owner)
+    if client is None:
+        return Access(owner, "removed", None)
+    return restrict(client.client_id, client.kind, dict(client.attributes))
 
 
 def _active_spec(stored: StoredVersion) -> Spec | None:

@@ -1,0 +1,1 @@
+"""Row-level access rules by client kind (docs/access.md)."""
