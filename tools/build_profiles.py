@@ -352,7 +352,6 @@ def search_parameter(program: Program, src: dict[str, Any]) -> dict[str, Any]:
     return sp
 
 
-
 def operation_definition(program: Program, src: dict[str, Any]) -> dict[str, Any]:
     od = program.header("OperationDefinition", src["id"])
     od["name"] = src["name"]
