@@ -85,6 +85,8 @@ class Settings(BaseSettings):
     auth_external_audience: str = ""
     #: Claim naming the client kind (admin, insurer, team, ehr) in external tokens.
     auth_external_kind_claim: str = "ivz_kind"
+    #: Claim holding the access-rule attributes of an external token, e.g. {"ik": "…"}.
+    auth_external_attributes_claim: str = "ivz_attributes"
 
 
 @lru_cache(maxsize=1)

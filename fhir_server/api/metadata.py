@@ -91,6 +91,31 @@ def _resource(registry: Registry, rtype: str) -> dict[str, Any]:
     }
 
 
+def smart_security(token_url: str) -> dict[str, Any]:
+    """``rest.security`` of a server that takes SMART Backend Services tokens (docs/auth.md)."""
+    return {
+        "extension": [
+            {
+                "url": "http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris",
+                "extension": [{"url": "token", "valueUri": token_url}],
+            }
+        ],
+        "service": [
+            {
+                "coding": [
+                    {
+                        "system": "http://terminology.hl7.org/CodeSystem/restful-security-service",
+                        "code": "SMART-on-FHIR",
+                    }
+                ],
+                "text": "OAuth2 client credentials with private_key_jwt (SMART Backend Services)",
+            }
+        ],
+        "description": "Bearer tokens from the token endpoint; scopes system/<Type>.<cruds>; "
+        "row-level access by client kind (docs/access.md)",
+    }
+
+
 def capability_statement(base_url: str, registry: Registry) -> dict[str, Any]:
     """Every type, interaction and search parameter the server supports."""
     resources = [_resource(registry, rtype) for rtype in sorted(resource_types())]

@@ -23,6 +23,7 @@ from fhir_server.api.http import (
     prefer,
     read_body,
 )
+from fhir_server.api.metadata import smart_security
 from fhir_server.api.render import View, media_type, resource_body, respond, view_of
 from fhir_server.fhir import jsonio
 from fhir_server.fhir.outcomes import FhirError, Issue, information, operation_outcome
@@ -148,6 +149,11 @@ async def capabilities(request: Request) -> Response:
     view = view_of(request)
     statement = dict(request.app.state.capabilities)
     statement["implementation"] = {**statement["implementation"], "url": base_url(request)}
+    if request.app.state.settings.auth != "off":
+        from fhir_server.auth.urls import token_url  # auth.urls builds on this module
+
+        rest_part = {**statement["rest"][0], "security": smart_security(token_url(request))}
+        statement["rest"] = [rest_part, *statement["rest"][1:]]
     return respond(statement, view)
 
 

@@ -1,7 +1,8 @@
 """Access tokens of an external OpenID Connect issuer (e.g. Keycloak), when one is configured.
 
 Checked like the server's own tokens (issuer, audience, expiry, signature by a key of the
-issuer's JWKS); the client kind comes from a configurable claim and the scopes from ``scope``.
+issuer's JWKS); the client kind and the access-rule attributes come from configurable claims
+and the scopes from ``scope``.
 """
 
 from __future__ import annotations
@@ -17,6 +18,13 @@ from fhir_server.settings import Settings
 
 ALGORITHMS = ["RS256", "RS384", "RS512", "ES256", "ES384", "PS256", "PS384"]
 _INVALID = "The access token is not valid"
+
+
+def _attributes(value: Any) -> dict[str, str]:
+    """The access-rule attributes (``ik``, ``team``, ``org``) of an object claim; strings only."""
+    if not isinstance(value, dict):
+        return {}
+    return {str(k): v for k, v in value.items() if isinstance(v, str) and v}
 
 
 def is_external(settings: Settings, token: str) -> bool:
@@ -61,5 +69,6 @@ def verify_external(settings: Settings, token: str, audience: str, cache: JwksCa
             client_id=str(client_id),
             kind=str(claims.get(settings.auth_external_kind_claim, "")),
             scopes=tuple(str(claims.get("scope", "")).split()),
+            attributes=_attributes(claims.get(settings.auth_external_attributes_claim)),
         )
     raise TokenError(_INVALID)

@@ -24,3 +24,12 @@ def test_server_jwks_publishes_the_signing_key(auth_server: LiveServer) -> None:
 
 def test_auth_off_keeps_everything_open(server: LiveServer) -> None:
     assert httpx.get(f"{server.base}/Patient").status_code == 200
+
+
+def test_capability_statement_declares_smart_security(auth_server: LiveServer) -> None:
+    statement = httpx.get(f"{auth_server.base}/metadata", timeout=30).json()
+    security = statement["rest"][0]["security"]
+    assert security["service"][0]["coding"][0]["code"] == "SMART-on-FHIR"
+    uris = security["extension"][0]["extension"]
+    token = next(u["valueUri"] for u in uris if u["url"] == "token")
+    assert token == f"http://127.0.0.1:{auth_server.port}/auth/token"

@@ -90,6 +90,28 @@ def test_external_issuer_token_is_accepted(
     assert httpx.get(f"{oidc_server.base}/Patient", headers=bearer(token)).status_code == 200
 
 
+def test_external_token_attributes_drive_the_access_rules(
+    oidc_server: LiveServer, rsa_key: rsa.RSAPrivateKey
+) -> None:
+    """An insurer's external token names its IK: it reaches that insurer's patients only."""
+    admin = _external_token(oidc_server, rsa_key, ivz_kind="admin", scope="system/*.cruds")
+    ik_system = "http://fhir.de/sid/arge-ik/iknr"
+    pid = f"ext-{uuid.uuid4().hex[:8]}"
+    coverage = {
+        "resourceType": "Coverage",
+        "status": "active",
+        "beneficiary": {"reference": f"Patient/{pid}"},
+        "payor": [{"identifier": {"system": ik_system, "value": "101575519"}}],
+    }
+    with httpx.Client(base_url=oidc_server.base, headers=bearer(admin)) as http:
+        assert http.put(f"Patient/{pid}", json={"resourceType": "Patient", "id": pid}).is_success
+        assert http.post("Coverage", json=coverage).status_code == 201
+    mine = _external_token(oidc_server, rsa_key, ivz_attributes={"ik": "101575519"})
+    other = _external_token(oidc_server, rsa_key, ivz_attributes={"ik": "104940005"})
+    assert httpx.get(f"{oidc_server.base}/Patient/{pid}", headers=bearer(mine)).status_code == 200
+    assert httpx.get(f"{oidc_server.base}/Patient/{pid}", headers=bearer(other)).status_code == 404
+
+
 def test_external_token_scopes_are_enforced(
     oidc_server: LiveServer, rsa_key: rsa.RSAPrivateKey
 ) -> None:
