@@ -3,13 +3,19 @@
 What is supported is data: ``mappings/hl7v2/events.csv`` lists the events, and the profile
 the versions. An unsupported event or version is rejected (AR, ERR-3 200/201/203) before
 anything is mapped; data errors are AE with the segment and field they concern.
+
+:func:`apply` writes a conversion: in one unit of work it first matches the message's Patient
+against the store (``adapters.identity``: one Patient per person, shared with the
+insurer adapter), then runs the bundle as a FHIR transaction in that same unit.
 """
 
 from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
+from adapters import identity
 from adapters.hl7v2.parse import parse
 from adapters.hl7v2.types import (
     ERR_APPLICATION_INTERNAL,
@@ -22,6 +28,12 @@ from adapters.hl7v2.types import (
 )
 from adapters.mapping import engine
 from adapters.mapping.loader import MappingSet, load
+from fhir_server.fhir.outcomes import FhirError
+from fhir_server.service.resources import ResourceService, Unit
+from fhir_server.service.transaction import EntryResult, process
+
+#: Table 0357 "duplicate key identifier": the patient's identifiers belong to someone else.
+ERR_IDENTITY_CONFLICT = "205"
 
 
 @lru_cache(maxsize=1)
@@ -92,3 +104,110 @@ def convert(raw: bytes, mappings: MappingSet | None = None) -> Conversion:
             code=ERR_APPLICATION_INTERNAL,
         ) from exc
     return Conversion(header, bundle, warnings + mapped)
+
+
+# --- writing a conversion -----------------------------------------------------------------
+
+
+def apply(service: ResourceService, conversion: Conversion, base_url: str) -> list[EntryResult]:
+    """Match the message's Patient and run its bundle, both in one unit of work.
+
+    Raises V2Error (AE, ERR on PID-3 or PID-7) when the Patient cannot be matched without
+    merging two persons, and FhirError 409 when a concurrent message created the Patient
+    this one was about to create (the caller retries; the retry finds and merges it).
+    """
+    with service.unit() as unit:
+        bundle, created = _match_patients(unit, conversion.bundle)
+        results = process(service, bundle, base_url, unit=unit)[1]
+        for index, result in enumerate(results):
+            key = _entry_key(bundle["entry"][index])
+            if key in created and result.status != 201:
+                raise FhirError(
+                    409, "conflict", f"{key[0]}/{key[1]} was created concurrently; try again"
+                )
+    return results
+
+
+def _entry_key(entry: dict[str, Any]) -> tuple[str, str]:
+    resource = entry.get("resource") or {}
+    return str(resource.get("resourceType", "")), str(resource.get("id", ""))
+
+
+def _match_patients(
+    unit: Unit, bundle: dict[str, Any]
+) -> tuple[dict[str, Any], set[tuple[str, str]]]:
+    """The bundle with each Patient matched to the stored one (merged, its id everywhere);
+    and the (type, id) of Patients it creates."""
+    renames: dict[str, str] = {}
+    created: set[tuple[str, str]] = set()
+    entries = []
+    for entry in bundle.get("entry", []):
+        resource = entry.get("resource") or {}
+        if resource.get("resourceType") != "Patient":
+            entries.append(entry)
+            continue
+        legacy = str(resource["id"])
+        target, content = _match(unit, resource, legacy)
+        if target in renames.values() or ("Patient", target) in created:
+            raise V2Error(
+                "two patients of the message are the same stored Patient",
+                code=ERR_IDENTITY_CONFLICT,
+                segment="PID",
+                field_position=3,
+            )
+        if content is resource:
+            created.add(("Patient", target))
+        if target != legacy:
+            renames[legacy] = target
+        entries.append(
+            {
+                **entry,
+                "fullUrl": f"urn:uuid:{target}",
+                "resource": {**content, "id": target},
+                "request": {**entry["request"], "url": f"Patient/{target}"},
+            }
+        )
+    matched = {**bundle, "entry": entries}
+    if renames:
+        old = {f"Patient/{a}": f"Patient/{b}" for a, b in renames.items()}
+        old |= {f"urn:uuid:{a}": f"Patient/{b}" for a, b in renames.items()}
+        matched = _renamed(matched, old)
+    return matched, created
+
+
+def _match(unit: Unit, patient: dict[str, Any], legacy: str) -> tuple[str, dict[str, Any]]:
+    """(id, content) for one Patient of the message: the stored one merged, or a new one."""
+    ids = [legacy]
+    new_id = identity.new_patient_id(patient, legacy)
+    if new_id != legacy:
+        ids.append(new_id)
+    found = identity.candidates(unit, identity.shared_keys(patient), ids)
+    try:
+        target = identity.choose(patient, found)
+    except identity.IdentityConflict as exc:
+        field_position = 7 if exc.element == "birthDate" else 3
+        raise V2Error(
+            f"patient identity: {exc.message}",
+            code=ERR_IDENTITY_CONFLICT,
+            segment="PID",
+            sequence=1,
+            field_position=field_position,
+        ) from exc
+    if target is None:
+        return new_id, patient
+    merged = identity.merge_from_clinic(
+        target.content, patient, identity.insurer_known(unit, target)
+    )
+    return target.id, merged
+
+
+def _renamed(value: Any, old: dict[str, str]) -> Any:
+    """``value`` with every reference string in ``old`` replaced (a new structure)."""
+    if isinstance(value, dict):
+        return {
+            k: (old.get(v, v) if k == "reference" and isinstance(v, str) else _renamed(v, old))
+            for k, v in value.items()
+        }
+    if isinstance(value, list):
+        return [_renamed(v, old) for v in value]
+    return value

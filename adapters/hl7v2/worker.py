@@ -14,14 +14,14 @@ from collections.abc import Callable, Iterable
 from sqlalchemy.exc import OperationalError
 
 from adapters.hl7v2.ack import ACCEPT, ERROR, REJECT
-from adapters.hl7v2.convert import convert
+from adapters.hl7v2.convert import apply, convert
 from adapters.hl7v2.inbox import Outcome, Receipt, outcome_of, problem_of
 from adapters.hl7v2.types import ERR_APPLICATION_INTERNAL, Conversion, V2Error
 from fhir_server.fhir.outcomes import FhirError
 from fhir_server.logging import get_logger
 from fhir_server.service.messages import MessageService, Status
 from fhir_server.service.resources import ResourceService
-from fhir_server.service.transaction import EntryResult, process
+from fhir_server.service.transaction import EntryResult
 
 log = get_logger(__name__)
 
@@ -101,6 +101,8 @@ class Worker:
             log.info("hl7 conversion warning", message_id=message_id, warning=warning)
         try:
             results = self._apply(conversion)
+        except V2Error as exc:  # e.g. a patient identity that cannot be matched safely
+            return self._refused(message_id, exc)
         except FhirError as exc:
             return self._refused(message_id, V2Error(f"FHIR store refused: {_fhir_problem(exc)}"))
         except Exception as exc:
@@ -121,7 +123,7 @@ class Worker:
         """Run the bundle; a lost race with a concurrent writer (409, deadlock) is retried."""
         for attempt in range(_RETRIES + 1):
             try:
-                return process(self.resources, conversion.bundle, self.base_url)[1]
+                return apply(self.resources, conversion, self.base_url)
             except FhirError as exc:
                 if exc.status != 409 or attempt == _RETRIES:
                     raise

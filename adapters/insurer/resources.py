@@ -13,8 +13,9 @@ from functools import lru_cache
 from typing import Any
 
 from adapters.insurer.referral import Referral
+from fhir_server.fhir.ids import KVNR_SYSTEM as KVNR_SYSTEM
+from fhir_server.fhir.ids import identifier_id
 
-KVNR_SYSTEM = "http://fhir.de/sid/gkv/kvid-10"
 IK_SYSTEM = "http://fhir.de/sid/arge-ik/iknr"
 LANR_SYSTEM = "https://fhir.kbv.de/NamingSystem/KBV_NS_Base_ANR"
 ICD10GM_SYSTEM = "http://fhir.de/CodeSystem/bfarm/icd-10-gm"
@@ -63,7 +64,9 @@ class Identity:
 
     @property
     def fallback_id(self) -> str:
-        return stable_id(self.resource_type, self.system, self.value)
+        """For a Patient ``fhir_server.fhir.ids.patient_id(KVNR)``, the id the HL7 v2 adapter
+        also gives a new Patient with that KVNR (one Patient per person)."""
+        return identifier_id(self.resource_type, self.system, self.value)
 
 
 def patient_identity(kvnr: str) -> Identity:

@@ -131,14 +131,24 @@ class Writer:
             self._ids.clear()
             total = ChunkResult([])
             for r in rows:
-                try:
-                    one = self._write([r], tolerant=True)
-                except Exception as single_exc:
-                    one = ChunkResult([_failed(r, single_exc)])
+                one = self._write_alone(r)
                 total.rows += one.rows
                 total.created += one.created
                 total.updated += one.updated
             return total
+
+    def _write_alone(self, r: Referral) -> ChunkResult:
+        """One referral in its own unit; once more if its Patient appeared meanwhile (the
+        second unit finds it by KVNR and merges instead of overwriting it)."""
+        for attempt in range(2):
+            try:
+                return self._write([r], tolerant=True)
+            except _PatientAppeared as exc:
+                if attempt:
+                    return ChunkResult([_failed(r, exc)])
+            except Exception as exc:
+                return ChunkResult([_failed(r, exc)])
+        raise AssertionError("unreachable")
 
     def _write(self, rows: list[Referral], tolerant: bool) -> ChunkResult:
         with self.service.unit() as unit:
@@ -151,6 +161,11 @@ class Writer:
             {i: rid for i, rid in chunk.ids.items() if (i.resource_type, rid) in self._known}
         )
         return result
+
+
+class _PatientAppeared(Exception):
+    """A Patient this unit was creating was stored by someone else meanwhile (e.g. a clinic's
+    message for the same KVNR): writing ours would overwrite theirs."""
 
 
 def _failed(r: Referral, exc: Exception) -> RowResult:
@@ -399,6 +414,9 @@ class _Chunk:
 
     def _apply(self, plan: _Plan) -> RowResult:
         r = plan.row
+        conflict = self._identity_conflict(plan)
+        if conflict is not None:
+            return RowResult(r, "rejected", [conflict])
         changes: dict[Key, Content] = {}
         for p in plan.items:
             current = self.state.get(p.key)
@@ -432,6 +450,34 @@ class _Chunk:
             return RowResult(r, "imported")
         return RowResult(r, "updated" if changes else "unchanged")
 
+    def _identity_conflict(self, plan: _Plan) -> RowIssue | None:
+        """A stored Patient with the row's KVNR but another birth date is only this person
+        when the insurer referred it before (its Coverage for the KVNR names the Patient):
+        then the row corrects the birth date. Otherwise it may be someone else whom a clinic
+        recorded under this KVNR; nothing is merged (docs/insurer-adapter.md)."""
+        r = plan.row
+        patient = plan.items[0]
+        stored = self.stored.get(patient.key)
+        if stored is None:
+            return None
+        theirs, ours = stored.content.get("birthDate"), patient.ours.get("birthDate")
+        if not theirs or not ours or theirs == ours:
+            return None
+        coverage = self.state.get(("Coverage", resources.coverage_id(r.insurer_ik, r.kvnr)))
+        reference = f"Patient/{patient.key[1]}"
+        if coverage is not None and coverage.get("beneficiary", {}).get("reference") == reference:
+            return None
+        column = self.writer.layout.column_of(Target.BIRTH_DATE) or Target.BIRTH_DATE.value
+        return RowIssue(
+            r.row,
+            r.line,
+            r.referral_id,
+            column,
+            str(ours),
+            f"{reference} has KVNR {r.kvnr} but birth date {theirs}; not merged: check the "
+            "KVNR or correct the stored patient before importing",
+        )
+
     def _flush(self) -> tuple[int, int]:
         """Write what changed: new resources in one statement, changed ones guarded by the
         version read (If-Match), so a concurrent change fails the unit instead of being lost."""
@@ -448,7 +494,9 @@ class _Chunk:
             updated += 1
         if self.tolerant:
             for content, rid in creates:
-                self.unit.update(content, rid)
+                written = self.unit.update(content, rid)
+                if not written.created and content.get("resourceType") == "Patient":
+                    raise _PatientAppeared(f"Patient/{rid} was stored meanwhile; not overwritten")
         elif creates:
             self.unit.create_many(creates)
         return len(creates), updated

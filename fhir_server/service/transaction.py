@@ -6,6 +6,7 @@ transaction runs them all in one database transaction, a batch gives each entry 
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
@@ -405,19 +406,28 @@ def process(
     base_url: str,
     max_entries: int = 10_000,
     access: Access | None = None,
+    unit: Unit | None = None,
 ) -> tuple[str, list[EntryResult]]:
     """Run a batch or transaction; results are in the order of the request's entries.
 
     ``access``: each entry is restricted to what that client may see (docs/access.md).
+    ``unit``: run a transaction inside the caller's unit (which commits it), e.g. after the
+    caller matched the bundle's Patient in the same database transaction.
     """
     kind, entries = parse_entries(bundle, max_entries)
     if kind == "transaction":
-        return kind, _transaction(service, entries, base_url, access)
+        return kind, _transaction(service, entries, base_url, access, unit)
+    if unit is not None:
+        raise ValueError("a batch runs each entry in its own unit; pass no unit")
     return kind, _batch(service, entries, base_url, access)
 
 
 def _transaction(
-    service: ResourceService, entries: list[Entry], base_url: str, access: Access | None
+    service: ResourceService,
+    entries: list[Entry],
+    base_url: str,
+    access: Access | None,
+    joined: Unit | None = None,
 ) -> list[EntryResult]:
     for e in entries:
         try:
@@ -426,7 +436,8 @@ def _transaction(
             raise _entry_error(e.index, exc) from exc
     results: dict[int, EntryResult] = {}
     ordered = sorted(entries, key=lambda e: (_ORDER.get(e.method, 9), e.index))
-    with service.unit(access=access) as unit:
+    own = service.unit(access=access) if joined is None else contextlib.nullcontext(joined)
+    with own as unit:
         for e in entries:
             try:
                 _resolve_condition(unit, e)

@@ -31,6 +31,9 @@ from tests.pathway.conftest import add_slot, teams_without_slots
 BASE = "https://ivz-bridge.example/fhir"
 KVNR_OID = "1.2.276.0.76.4.8"
 ENTRY_POINTS = ("fhir", "hl7", "insurer")
+#: Each case's birth date as its entry point records it: the clinic's PID must agree, since a
+#: Patient with the same KVNR but another birth date is refused, never merged (AE on PID-7).
+BORN = {"fhir": "19610203", "hl7": "19640315", "insurer": "19640812"}
 OUTCOMES = {"fhir": "surgery-confirmed", "hl7": "surgery-not-recommended"}
 
 
@@ -149,11 +152,11 @@ def _insurer_row(kvnr: str, received: str) -> bytes:
     return f"{header}\n{row}\n".encode()
 
 
-def _pid(kvnr: str) -> str:
-    return f"PID|1||{kvnr}^^^&{KVNR_OID}&ISO^KVZ10||Muster^Erika||19640315|F"
+def _pid(kvnr: str, born: str) -> str:
+    return f"PID|1||{kvnr}^^^&{KVNR_OID}&ISO^KVZ10||Muster^Erika||{born}|F"
 
 
-def _siu_fulfilled(appointment: dict[str, Any], kvnr: str) -> bytes:
+def _siu_fulfilled(appointment: dict[str, Any], kvnr: str, born: str) -> bytes:
     number = next(
         i["value"] for i in appointment["identifier"] if i["system"] == f"{BASE}/sid/appointment"
     )
@@ -171,14 +174,14 @@ def _siu_fulfilled(appointment: dict[str, Any], kvnr: str) -> bytes:
                 25: "Complete",
             },
         ),
-        _pid(kvnr),
+        _pid(kvnr, born),
     )
 
 
-def _oru(kvnr: str) -> bytes:
+def _oru(kvnr: str, born: str) -> bytes:
     return message(
         f"MSH|^~\\&|KIS|TEAM|IVZ|ZWEITMEINUNG|20261125120000||ORU^R01^ORU_R01|O-{kvnr}|P|2.5",
-        _pid(kvnr),
+        _pid(kvnr, born),
         f"OBR|1|A-{kvnr}^TEAM|A-{kvnr}^TEAM|ZM-ASSESS^Assessment^L|||20261125110000",
         "OBX|1|NM|72514-3^Pain severity 0-10^LN||6|{score}^^UCUM|||||F|||20261125110000",
         "OBX|2|CWE|mpss-stage^MPSS^IVZOBS||II^Stadium II^IVZMPSS||||||F|||20261125110000",
@@ -247,8 +250,10 @@ def _drive(client: httpx.Client, mllp: int, now: datetime) -> Run:
     verdicts = {}
     for entry, case in cases.items():
         appointment = _appointment(client, case.referral_id)
-        assert b"MSA|AA" in _mllp(mllp, _siu_fulfilled(appointment, case.kvnr))
-        assert b"MSA|AA" in _mllp(mllp, _oru(case.kvnr))
+        siu = _mllp(mllp, _siu_fulfilled(appointment, case.kvnr, BORN[entry]))
+        assert b"MSA|AA" in siu, siu
+        oru = _mllp(mllp, _oru(case.kvnr, BORN[entry]))
+        assert b"MSA|AA" in oru, oru
         team = next(
             p["actor"]["reference"]
             for p in appointment["participant"]
