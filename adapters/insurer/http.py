@@ -14,6 +14,7 @@ from starlette.routing import Route
 
 from adapters.insurer import layout as layouts
 from adapters.insurer.ingest import IngestError, ingest
+from fhir_server.access.policy import access_of
 
 _LAYOUT_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 #: Larger exports belong on the command line (``ivz ingest insurer``).
@@ -99,9 +100,22 @@ async def ingest_insurer(request: Request) -> Response:
     if len(data) > MAX_BYTES:
         return _error(413, f"exports above {MAX_BYTES // 2**20} MB go through the command line")
     service: Any = request.app.state.service
+    only_ik: str | None = None
+    client = access_of(getattr(request.state, "principal", None))
+    if client is not None:  # a restricted client imports its own members only
+        if client.kind != "insurer" or client.value is None:
+            return _error(403, "only administrators and insurers (with their IK) import exports")
+        only_ik = client.value
     try:
         report = await run_in_threadpool(
-            ingest, service, data, name, file_format=requested or detected, encoding=encoding
+            lambda: ingest(
+                service,
+                data,
+                name,
+                file_format=requested or detected,
+                encoding=encoding,
+                only_ik=only_ik,
+            )
         )
     except IngestError as exc:
         return _error(422, str(exc))

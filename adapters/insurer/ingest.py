@@ -40,12 +40,15 @@ def ingest(
     mapping_dir: Path | None = None,
     batch_size: int = DEFAULT_BATCH,
     progress: Progress | None = None,
+    only_ik: str | None = None,
 ) -> Report:
     """Import every good row of ``data`` and report every bad one; never stops at a bad row.
 
     ``layout`` names a file in the mappings directory (or is a path to one); ``file_format``
     (csv, json, jsonl) and ``encoding`` override detection. ``progress(done, total)`` is called
-    as rows are finished. Raises :class:`IngestError` when nothing can be read at all.
+    as rows are finished. ``only_ik``: an insurer client imports its own members only; rows of
+    another insurer IK are row errors (docs/access.md). Raises :class:`IngestError` when
+    nothing can be read at all.
     """
     if batch_size < 1:
         raise ValueError("batch_size must be at least 1")
@@ -61,7 +64,7 @@ def ingest(
     total = report.rows
     now = _lap(report, "read", started)
 
-    good = _check(source.records, spec, report)
+    good = _check(source.records, spec, report, only_ik)
     done = total - len(good)
     if progress is not None:
         progress(done, total)
@@ -105,15 +108,21 @@ def _write(
             progress(done, total)
 
 
-def _check(records: list[Record], spec: Layout, report: Report) -> list[Referral]:
+def _check(
+    records: list[Record], spec: Layout, report: Report, only_ik: str | None = None
+) -> list[Referral]:
     """Referrals that pass every field check and are the first with their id in the file."""
     first: dict[tuple[str, str], int] = {}
     good = []
     id_column = spec.column_of(Target.REFERRAL_ID) or Target.REFERRAL_ID.value
+    ik_column = spec.column_of(Target.INSURER_IK) or Target.INSURER_IK.value
     for record in records:
         parsed = referral.parse(record, spec)
         issues = parsed if isinstance(parsed, list) else []
         key = _raw_key(record, spec)
+        if only_ik is not None and key[0] != only_ik:
+            reason = f"this client imports referrals of insurer IK {only_ik} only"
+            issues = [*issues, RowIssue(record.row, record.line, key[1], ik_column, key[0], reason)]
         if key[1]:
             if key in first:
                 issues = [
