@@ -661,13 +661,14 @@ CASES = [
         include="sr-1",
     ),
     # ServiceRequest:* follows every reference parameter: subject/patient, based-on,
-    # requester, performer (reasonReference has no R4 search parameter on ServiceRequest)
+    # requester, performer and the program's reason-reference (profiles/source/
+    # searchparameters.yaml; core R4 has none for reasonReference)
     Case(
         "sr-include-all",
         SR,
         "_id=sa-sr-2&_include=ServiceRequest:*",
         "sr-2",
-        include="erika sr-1 prac-schmidt prac-oezdemir",
+        include="erika sr-1 prac-schmidt prac-oezdemir cond-1",
     ),
     # sr-2 is a match already: it appears once, as a match, never again as an include
     Case(
