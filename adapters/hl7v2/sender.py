@@ -22,7 +22,6 @@ application and facility and MSH-10) does not apply it twice.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -42,6 +41,7 @@ from adapters.hl7v2.outbound import is_mllp, parse_address
 from adapters.mllp import MLLPClient
 from fhir_server.fhir import jsonio
 from fhir_server.logging import get_logger
+from fhir_server.polling import PollingWorker
 from fhir_server.service.clock import now as utc_now
 from fhir_server.storage import hl7_outbox
 from fhir_server.storage import repository as repo
@@ -117,8 +117,10 @@ def judge(row: OutboxRow, payload: bytes) -> Result:
     )
 
 
-class OutboundSender:
+class OutboundSender(PollingWorker):
     """Sends ``hl7_outbox`` rows; ``run_once`` is one round (tests call it directly)."""
+
+    name = "hl7-outbound"
 
     def __init__(
         self,
@@ -129,30 +131,7 @@ class OutboundSender:
         self.db = db
         self.policy = policy or Policy()
         self.clock = clock
-        self._task: asyncio.Task[None] | None = None
-
-    async def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="hl7-outbound")
-
-    async def stop(self) -> None:
-        """Stop between rows: a claimed, unsent row's lease runs out and it is sent later."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
-
-    async def _run(self) -> None:
-        while True:
-            try:
-                sent = await self.run_once()
-            except asyncio.CancelledError:
-                raise
-            except Exception:  # the database away for a moment: try again next round
-                log.exception("hl7 outbound round failed")
-                sent = 0
-            if sent == 0:
-                await asyncio.sleep(self.policy.poll_seconds)
+        super().__init__(self.policy.poll_seconds)
 
     async def run_once(self) -> int:
         """Claim due rows and send them (concurrently across endpoints); the number claimed."""

@@ -10,7 +10,6 @@ and the Subscription gets status ``error`` with the reason in ``Subscription.err
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -21,6 +20,7 @@ from starlette.concurrency import run_in_threadpool
 from fhir_server.fhir import jsonio
 from fhir_server.fhir.outcomes import FhirError
 from fhir_server.logging import get_logger
+from fhir_server.polling import PollingWorker
 from fhir_server.service.resources import ResourceService
 from fhir_server.storage import outbox
 from fhir_server.storage import repository as repo
@@ -59,37 +59,23 @@ class Notification:
     skip: str | None = None
 
 
-class DeliveryWorker:
+class DeliveryWorker(PollingWorker):
+    name = "subscription-delivery"
+
     def __init__(self, service: ResourceService, policy: Policy | None = None) -> None:
         self.service = service
         self.policy = policy or Policy()
-        self._task: asyncio.Task[None] | None = None
+        super().__init__(self.policy.poll_seconds)
         self._http: httpx.AsyncClient | None = None
 
     async def start(self) -> None:
         self._http = httpx.AsyncClient(timeout=self.policy.timeout_seconds)
-        self._task = asyncio.create_task(self._run(), name="subscription-delivery")
+        await super().start()
 
     async def stop(self) -> None:
-        """Stop between rows: an unsent claimed row's lease runs out and it is sent later."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await super().stop()
         if self._http is not None:
             await self._http.aclose()
-
-    async def _run(self) -> None:
-        while True:
-            try:
-                sent = await self.run_once()
-            except asyncio.CancelledError:
-                raise
-            except Exception:  # the database away for a moment: try again next round
-                log.exception("subscription delivery round failed")
-                sent = 0
-            if sent == 0:
-                await asyncio.sleep(self.policy.poll_seconds)
 
     async def run_once(self) -> int:
         """Claim due rows and send them concurrently; the number claimed."""
