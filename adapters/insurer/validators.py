@@ -66,11 +66,22 @@ def ik(value: str) -> str:
     return text
 
 
+def lanr_check_digit(first_six: str) -> int:
+    """The 7th digit of a LANR (lebenslange Arztnummer, KBV): digits 1-6 weighted 4, 9, 4, 9,
+    4, 9; the check digit tops the sum up to the next multiple of ten (0 when it is one).
+    Pseudo-LANRs such as 999999900 follow the same rule."""
+    total = sum(int(d) * (4 if i % 2 == 0 else 9) for i, d in enumerate(first_six[:6]))
+    return (10 - total % 10) % 10
+
+
 def lanr(value: str) -> str:
-    """Format only: hospital surgeons often carry pseudo-LANRs, so no check digit is enforced."""
+    """Nine digits: six for the physician, the check digit, two for the specialty group."""
     text = value.strip()
     if not _LANR.match(text):
         raise Invalid("LANR must be exactly 9 digits")
+    expected = lanr_check_digit(text)
+    if int(text[6]) != expected:
+        raise Invalid(f"LANR check digit (7th digit) is {text[6]}, expected {expected}")
     return text
 
 

@@ -15,7 +15,7 @@ from importlib import resources
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from adapters.insurer.validators import ik_check_digit, kvnr_check_digit
+from adapters.insurer.validators import ik_check_digit, kvnr_check_digit, lanr_check_digit
 
 BERLIN = ZoneInfo("Europe/Berlin")
 #: Case numbers of the demo: the marker a second run looks for.
@@ -188,7 +188,7 @@ def _case(
         ops_text=ops_text,
         hospital_ik=hospital_ik(h),
         hospital_name=data["hospitals"][h]["name"],
-        surgeon_lanr=f"{(surgeon * 7_654_321 + 123_456_789) % 10**9:09d}",
+        surgeon_lanr=_lanr(surgeon),
         surgeon_name=data["surgeons"][surgeon],
         surgery_date=received.date() + timedelta(days=rng.randrange(21, 70)),
         consent="nein" if rng.random() < CONSENT_REFUSED_SHARE else "ja",
@@ -208,3 +208,9 @@ def _email(given: str, family: str, rng: random.Random) -> str:
         plain = plain.replace(a, b)
     plain = "".join(c for c in plain if c.isascii() and (c.isalnum() or c == "."))
     return f"{plain}{rng.randrange(100)}@example.de"
+
+
+def _lanr(surgeon: int) -> str:
+    """A well-formed LANR per surgeon: six digits, the check digit, specialty group 10."""
+    first_six = f"{(surgeon * 7_654_321 + 123_456) % 10**6:06d}"
+    return f"{first_six}{lanr_check_digit(first_six)}10"

@@ -98,7 +98,16 @@ def test_naive_date_times_are_local_to_the_layout_zone() -> None:
     assert midnight.isoformat() == "2024-03-05T00:00:00+01:00"
 
 
-def test_lanr_is_checked_for_nine_digits_only() -> None:
-    assert check.lanr("999999900") == "999999900"
+def test_lanr_has_nine_digits() -> None:
     with pytest.raises(check.Invalid, match="exactly 9 digits"):
         check.lanr("12345")
+
+
+@pytest.mark.parametrize("value", ["123456601", "999999900", "555555510", "345678801"])
+def test_lanr_with_a_correct_check_digit_is_accepted(value: str) -> None:
+    assert check.lanr(value) == value
+
+
+def test_lanr_check_digit_is_the_seventh_digit() -> None:
+    with pytest.raises(check.Invalid, match=r"check digit \(7th digit\) is 0, expected 8"):
+        check.lanr("345678001")
