@@ -106,14 +106,22 @@ class SearchService:
         req = parse(resource_types, pairs)
         if req.problems:
             raise FhirError(400, "invalid", "; ".join(req.problems))
+        used: list[tuple[str, str]] = []
+        warnings: list[str] = []
+        if req.contained in ("true", "both"):
+            unsupported = (
+                f"_contained={req.contained} is not supported: only resources that are not "
+                "contained in others are searched"
+            )
+            if strict:
+                raise FhirError(400, "not-supported", unsupported, ("_contained",))
+            warnings.append(unsupported)
         visible = _visible(access)
         builder = QueryBuilder(self.registry, base_url, visible)
         scope = search_repo.scope(resource_types)
         conditions: list[Condition] = search_repo.base_conditions(resource_types)
         if visible is not None:
             conditions.append(visible(scope))
-        used: list[tuple[str, str]] = []
-        warnings: list[str] = []
         for flt, (name, value) in zip(req.filters, _filter_pairs(pairs), strict=True):
             problem = self._unknown(resource_types, flt)
             if problem:
