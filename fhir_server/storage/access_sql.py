@@ -75,15 +75,22 @@ def _insurer_patients(ik: str, r: Rules) -> Select[Any]:
             )
         ),
     )
-    payor = idx_reference.alias("acc_payor")
-    coverages = select(payor.c.res_pk).where(
-        payor.c.res_type == "Coverage",
-        payor.c.param == "payor",
-        or_(
-            and_(payor.c.identifier_system == system, payor.c.identifier_value == ik),
-            and_(payor.c.target_type == "Organization", payor.c.target_id.in_(orgs)),
-        ),
+    # Two selects, not one with OR: each can use its index, and the planner estimates them.
+    named = idx_reference.alias("acc_payor_ik")
+    by_identifier = select(named.c.res_pk).where(
+        named.c.res_type == "Coverage",
+        named.c.param == "payor",
+        named.c.identifier_value == ik,
+        named.c.identifier_system == system,
     )
+    pointed = idx_reference.alias("acc_payor_org")
+    by_organization = select(pointed.c.res_pk).where(
+        pointed.c.res_type == "Coverage",
+        pointed.c.param == "payor",
+        pointed.c.target_type == "Organization",
+        pointed.c.target_id.in_(orgs),
+    )
+    coverages = union(by_identifier, by_organization)
     ben = idx_reference.alias("acc_beneficiary")
     return select(ben.c.target_id).where(
         ben.c.res_type == "Coverage",

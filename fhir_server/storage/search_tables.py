@@ -97,6 +97,13 @@ Index(
     idx_reference.c.target_type,
 )
 Index("ix_idx_reference_target", idx_reference.c.target_type, idx_reference.c.target_id)
+Index(
+    "ix_idx_reference_identifier",
+    idx_reference.c.res_type,
+    idx_reference.c.param,
+    idx_reference.c.identifier_value,
+    idx_reference.c.identifier_system,
+)
 
 idx_uri = _base("idx_uri", Column("uri", String(TOKEN_LEN), nullable=False))
 Index("ix_idx_uri_lookup", idx_uri.c.res_type, idx_uri.c.param, idx_uri.c.uri)
