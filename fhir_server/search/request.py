@@ -80,6 +80,7 @@ class SearchRequest:
     summary: str | None = None
     elements: tuple[str, ...] = ()
     contained: str | None = None
+    contained_type: str | None = None
     page_token: str | None = None
     problems: list[str] = field(default_factory=list)
 
@@ -218,5 +219,9 @@ def _apply_result(req: SearchRequest, base: str, modifier: str, value: str) -> N
         if value not in ("true", "false", "both"):
             raise ValueError(f"'{value}' is not true, false or both")
         req.contained = value
+    elif base == "_containedType":
+        if value not in ("container", "contained"):
+            raise ValueError(f"'{value}' is not container or contained")
+        req.contained_type = value
     elif base in ("_page", "_getpages"):
         req.page_token = value

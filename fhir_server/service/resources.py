@@ -15,7 +15,7 @@ from starlette.concurrency import run_in_threadpool
 from fhir_server.access.policy import Access
 from fhir_server.fhir import jsonio
 from fhir_server.fhir.outcomes import FhirError, gone, not_found
-from fhir_server.search.extract import extract
+from fhir_server.search.contained import index_values
 from fhir_server.search.program import add_program_parameters
 from fhir_server.search.registry import Registry
 from fhir_server.service.clock import instant, now
@@ -262,7 +262,9 @@ class Unit:
                 _check_search_parameter(self.registry, doc)
                 self.pending_parameters.append(doc)
         search_index.write(
-            self.conn, [(pk, extract(doc, self.registry)) for pk, doc in items], fresh=fresh
+            self.conn,
+            [(pk, v) for pk, doc in items for v in index_values(doc, self.registry)],
+            fresh=fresh,
         )
 
     def create(self, resource: dict[str, Any], resource_id: str | None = None) -> WriteResult:
@@ -542,9 +544,10 @@ class ResourceService:
                 if not rows:
                     return done
                 items = [
-                    (r.res_pk, extract(jsonio.loads_trusted(r.content), self.registry))
+                    (r.res_pk, v)
                     for r in rows
                     if r.content is not None
+                    for v in index_values(jsonio.loads_trusted(r.content), self.registry)
                 ]
                 search_index.write(conn, items, fresh=False)
             done += len(rows)

@@ -10,10 +10,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from urllib.parse import parse_qsl
 
-from sqlalchemy import Connection, or_
+from sqlalchemy import Connection, and_, or_
 
 from fhir_server.access.policy import Access
 from fhir_server.fhir.outcomes import FhirError
+from fhir_server.fhir.schema import resource_types
 from fhir_server.search.compartment import patient_compartment
 from fhir_server.search.registry import Registry
 from fhir_server.search.request import RESULT_PARAMS, Filter, Include, SearchRequest, parse
@@ -63,6 +64,33 @@ class _Run:
     visible: Visible | None
 
 
+def _combine(
+    mode: str,
+    scope: Scope,
+    direct: list[Condition],
+    nested: list[Condition],
+    inside: QueryBuilder,
+    visible: Visible | None,
+) -> list[Condition]:
+    """The WHERE of a search: the resources of ``scope`` (``_contained=false``), the
+    resources of any type that contain ones matching (``true``), or either (``both``)."""
+    types = scope.types
+    if mode == "false":
+        conditions = search_repo.base_conditions(types) + direct
+        if visible is not None:
+            conditions.append(visible(scope))
+        return conditions
+    containers = [inside.contains(scope), *nested]
+    if mode == "true":
+        found = and_(*containers)
+    else:
+        found = or_(and_(scope.table.c.res_type.in_(list(types)), *direct), and_(*containers))
+    conditions = [scope.table.c.deleted.is_(False), found]
+    if visible is not None:  # containers may be of any type
+        conditions.append(visible(Scope(scope.table, tuple(sorted(resource_types())))))
+    return conditions
+
+
 def _visible(access: Access | None) -> Visible | None:
     """The client's access rule as a condition builder (None: unrestricted)."""
     if access is None:
@@ -108,20 +136,20 @@ class SearchService:
             raise FhirError(400, "invalid", "; ".join(req.problems))
         used: list[tuple[str, str]] = []
         warnings: list[str] = []
-        if req.contained in ("true", "both"):
-            unsupported = (
-                f"_contained={req.contained} is not supported: only resources that are not "
-                "contained in others are searched"
-            )
+        mode = req.contained or "false"
+        if mode != "false" and req.contained_type == "contained":
+            unsupported = "_containedType=contained is not supported: the containers are returned"
             if strict:
-                raise FhirError(400, "not-supported", unsupported, ("_contained",))
+                raise FhirError(400, "not-supported", unsupported, ("_containedType",))
             warnings.append(unsupported)
+        if mode != "false" and compartment is not None:
+            raise FhirError(400, "not-supported", "_contained is not supported in a compartment")
         visible = _visible(access)
         builder = QueryBuilder(self.registry, base_url, visible)
+        inside = QueryBuilder(self.registry, base_url, visible, contained=True)
         scope = search_repo.scope(resource_types)
-        conditions: list[Condition] = search_repo.base_conditions(resource_types)
-        if visible is not None:
-            conditions.append(visible(scope))
+        direct: list[Condition] = []  # on the resources themselves
+        nested: list[Condition] = []  # on the resources their rows contain (_contained)
         for flt, (name, value) in zip(req.filters, _filter_pairs(pairs), strict=True):
             problem = self._unknown(resource_types, flt)
             if problem:
@@ -130,16 +158,21 @@ class SearchService:
                 warnings.append(problem)
                 continue
             try:
-                conditions.append(builder.condition(scope, flt))
+                if mode != "true":
+                    direct.append(builder.condition(scope, flt))
+                if mode != "false":
+                    nested.append(inside.condition(scope, flt))
             except UnknownParameter as exc:
                 if strict:
                     raise
                 warnings.append(f"{exc.diagnostics}; ignored")
                 continue
             used.append((name, value))
+        conditions = _combine(mode, scope, direct, nested, inside, visible)
         if compartment is not None:
             conditions.append(self._compartment(builder, scope, compartment))
-        sort = [builder.sort_key(scope, code, desc) for code, desc in req.sort]
+        sorter = inside if mode == "true" else builder
+        sort = [sorter.sort_key(scope, code, desc) for code, desc in req.sort]
         count = self.default_page_size if req.count is None else req.count
         count = max(0, min(count, self.max_page_size))
         run = _Run(req, conditions, sort, count, used, warnings, visible)

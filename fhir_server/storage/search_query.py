@@ -30,6 +30,8 @@ from sqlalchemy import (
 )
 
 from fhir_server.fhir.outcomes import FhirError
+from fhir_server.search.contained import ID_PARAM as CONTAINED_ID
+from fhir_server.search.contained import PREFIX as CONTAINED_PREFIX
 from fhir_server.search.extract import MAX_DATE, date_range, normalize, number_range
 from fhir_server.search.registry import Registry, SearchParam
 from fhir_server.search.request import Filter, Link, split_prefix, split_unescaped, unescape
@@ -115,11 +117,16 @@ class QueryBuilder:
         registry: Registry,
         base_url: str = "",
         visible: Callable[[Scope], Condition] | None = None,
+        contained: bool = False,
     ) -> None:
         self.registry = registry
         self.base_url = base_url.rstrip("/")
         #: The client's access rule: chains and _has only reach what the client may see.
         self.visible = visible
+        #: Conditions on the resources contained in ``scope``'s rows (``_contained``): their
+        #: index rows carry '#'-prefixed codes under the container's key (search/contained.py).
+        self.contained = contained
+        self.prefix = CONTAINED_PREFIX if contained else ""
 
     # --- entry points ------------------------------------------------------------------------
 
@@ -164,7 +171,8 @@ class QueryBuilder:
             )
         target = resources.alias()
         inner = Scope(target, targets)
-        cond = self._chain(inner, rest, leaf) if rest else self._plain(inner, leaf)
+        hops = self._uncontained()
+        cond = hops._chain(inner, rest, leaf) if rest else hops._plain(inner, leaf)
         ref_rows = idx_reference.alias()
         matching = select(target.c.res_type, target.c.res_id).where(
             target.c.res_type.in_(targets), target.c.deleted.is_(False), cond
@@ -173,12 +181,29 @@ class QueryBuilder:
             matching = matching.where(self.visible(inner))
         sub = select(ref_rows.c.res_pk).where(
             ref_rows.c.res_type.in_(scope.types),
-            ref_rows.c.param == link.code,
+            ref_rows.c.param == self.prefix + link.code,
             tuple_(ref_rows.c.target_type, ref_rows.c.target_id).in_(matching),
         )
         return scope.pk.in_(sub)
 
+    def _uncontained(self) -> QueryBuilder:
+        """The builder for what a chain reaches: resources themselves, not contained ones."""
+        if not self.contained:
+            return self
+        return QueryBuilder(self.registry, self.base_url, self.visible)
+
+    def contains(self, scope: Scope) -> Condition:
+        """Rows of ``scope``'s table that contain a resource of ``scope``'s types."""
+        sub = select(idx_token.c.res_pk).where(
+            idx_token.c.res_type.in_(scope.types), idx_token.c.param == CONTAINED_ID
+        )
+        return scope.pk.in_(sub)
+
     def _has(self, scope: Scope, flt: Filter) -> Condition:
+        if self.contained:
+            raise FhirError(
+                400, "not-supported", "_has is not supported with _contained", ("_has",)
+            )
         has, rest = flt.has[0], flt.has[1:]
         if not self.registry.params_for(has.resource_type):
             raise FhirError(
@@ -258,7 +283,7 @@ class QueryBuilder:
 
     def _rows(self, scope: Scope, table: Any, param: SearchParam, cond: Condition) -> Condition:
         sub = select(table.c.res_pk).where(
-            table.c.res_type.in_(scope.types), table.c.param == param.code, cond
+            table.c.res_type.in_(scope.types), table.c.param == self.prefix + param.code, cond
         )
         return scope.pk.in_(sub)
 
@@ -275,6 +300,13 @@ class QueryBuilder:
             raise FhirError(400, "not-supported", f"Modifier ':{flt.modifier}' on _id", ("_id",))
         ids = [unescape(v) for v in flt.values if v]
         cond = scope.table.c.res_id.in_(ids)
+        if self.contained:  # the contained resources' ids, not the containers'
+            rows = select(idx_token.c.res_pk).where(
+                idx_token.c.res_type.in_(scope.types),
+                idx_token.c.param == CONTAINED_ID,
+                idx_token.c.code.in_(ids),
+            )
+            cond = scope.pk.in_(rows)
         return not_(cond) if flt.modifier == "not" else cond
 
     def _last_updated(self, scope: Scope, flt: Filter) -> Condition:
@@ -443,10 +475,12 @@ class QueryBuilder:
         name = _SORT_COLUMN[param.type][1 if descending else 0]
         column = table.c[name]
         agg = func.max(column) if descending else func.min(column)
+        code = self.prefix + code
         expr = (
             select(agg).where(table.c.res_pk == scope.pk, table.c.param == code).scalar_subquery()
         )
-        return SortKey(expr, descending, Walk(table, name, code, scope.types))
+        walk = None if self.contained else Walk(table, name, code, scope.types)
+        return SortKey(expr, descending, walk)
 
 
 #: Column to sort by per parameter type: (ascending, descending).

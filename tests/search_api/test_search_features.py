@@ -537,15 +537,3 @@ def test_self_link_repeats_the_search(
     assert sorted(names(bundle)) == sorted(expected.split())
     again = follow(client, link(bundle, "self") or "")
     assert sorted(names(again)) == sorted(expected.split())
-
-
-def test_contained_search_is_refused_when_strict_and_reported_otherwise(
-    client: httpx.Client, dataset: Loaded
-) -> None:
-    pairs = tagged(dataset, "family=müller&_contained=true")
-    strict = get_search(client, "/Patient", pairs, Prefer="handling=strict")
-    assert strict.status_code == 400
-    assert "_contained" in str(outcome_issues(strict))
-    bundle = search_ok(client, "/Patient", pairs)
-    assert names(bundle) == ["erika"]
-    assert "_contained" in str(entries(bundle, "outcome"))
