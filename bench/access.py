@@ -14,16 +14,13 @@ import os
 import statistics
 import sys
 import time
-import uuid
 from collections.abc import Callable
 from typing import Any
 
-import psycopg
-
+from bench.pgschema import private_schema
 from fhir_server.access.policy import Access
 from fhir_server.service.resources import ResourceService
 from fhir_server.service.transaction import process
-from fhir_server.storage import migrate
 from fhir_server.storage.database import Database
 
 POSTGRES_URL = os.environ.get(
@@ -165,50 +162,36 @@ def measure(fn: Callable[[], Any], runs: int) -> tuple[float, float]:
     return statistics.median(times), times[max(0, int(len(times) * 0.95) - 1)]
 
 
-def _schema_url() -> tuple[str, str]:
-    schema = f"ivz_bench_acc_{os.getpid()}_{uuid.uuid4().hex[:6]}"
-    plain = POSTGRES_URL.replace("postgresql+psycopg://", "postgresql://")
-    with psycopg.connect(plain, autocommit=True) as conn:
-        conn.execute(f'CREATE SCHEMA "{schema}"')
-    sep = "&" if "?" in POSTGRES_URL else "?"
-    return schema, f"{POSTGRES_URL}{sep}options=-csearch_path%3D{schema}"
-
-
-def _drop(schema: str) -> None:
-    plain = POSTGRES_URL.replace("postgresql+psycopg://", "postgresql://")
-    with psycopg.connect(plain, autocommit=True) as conn:
-        conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
-
-
 def main() -> int:
-    schema, url = _schema_url()
-    db = Database(url)
-    try:
-        migrate.upgrade(db)
-        service = ResourceService(db)
-        started = time.perf_counter()
-        print(f"loading {CASES:,} cases ({CASES * 8:,} resources) ...", file=sys.stderr)
-        load(service, CASES)
-        print(f"loaded in {time.perf_counter() - started:.0f} s", file=sys.stderr)
-        print(f"{CASES:,} cases, PostgreSQL, in-process, {RUNS} runs; p50 / p95 ms (x admin p50)")
-        header = "| query | " + " | ".join(CLIENTS) + " |"
-        print(header)
-        print("|" + " --- |" * (len(CLIENTS) + 1))
-        for name, run in queries(service).items():
-            cells = []
-            reference = 0.0
-            for access in CLIENTS.values():
-                p50, p95 = measure(lambda: run(access), RUNS)  # noqa: B023
-                if access is None:
-                    reference = p50
-                    cells.append(f"{p50:.1f} / {p95:.1f}")
-                else:
-                    cells.append(f"{p50:.1f} / {p95:.1f} (x{p50 / reference:.1f})")
-            print(f"| {name} | " + " | ".join(cells) + " |")
-    finally:
-        db.dispose()
-        _drop(schema)
+    with private_schema(POSTGRES_URL, "acc") as url:
+        db = Database(url)
+        try:
+            service = ResourceService(db)
+            started = time.perf_counter()
+            print(f"loading {CASES:,} cases ({CASES * 8:,} resources) ...", file=sys.stderr)
+            load(service, CASES)
+            print(f"loaded in {time.perf_counter() - started:.0f} s", file=sys.stderr)
+            report(service)
+        finally:
+            db.dispose()
     return 0
+
+
+def report(service: ResourceService) -> None:
+    print(f"{CASES:,} cases, PostgreSQL, in-process, {RUNS} runs; p50 / p95 ms (x admin p50)")
+    print("| query | " + " | ".join(CLIENTS) + " |")
+    print("|" + " --- |" * (len(CLIENTS) + 1))
+    for name, run in queries(service).items():
+        cells = []
+        reference = 0.0
+        for access in CLIENTS.values():
+            p50, p95 = measure(lambda: run(access), RUNS)  # noqa: B023
+            if access is None:
+                reference = p50
+                cells.append(f"{p50:.1f} / {p95:.1f}")
+            else:
+                cells.append(f"{p50:.1f} / {p95:.1f} (x{p50 / reference:.1f})")
+        print(f"| {name} | " + " | ".join(cells) + " |")
 
 
 if __name__ == "__main__":

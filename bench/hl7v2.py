@@ -26,12 +26,10 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-import psycopg
-
 from adapters.hl7v2.ack import read_ack
 from adapters.mllp import MLLPClient
+from bench.pgschema import private_schema
 from fhir_server.logging import configure as configure_logging
-from fhir_server.storage import migrate
 from fhir_server.storage.database import Database
 
 DEFAULT_PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -112,24 +110,6 @@ def parse_rates(raw: bytes) -> dict[str, float]:
 
 
 # --- the database and the listeners ---------------------------------------------------------
-
-
-@contextlib.contextmanager
-def private_schema(url: str) -> Iterator[str]:
-    """A fresh, migrated schema; dropped afterwards whatever happens."""
-    plain = url.replace("postgresql+psycopg://", "postgresql://")
-    schema = f"ivz_bench_hl7_{os.getpid()}_{secrets.token_hex(3)}"
-    with psycopg.connect(plain, autocommit=True) as conn:
-        conn.execute(f"CREATE SCHEMA {schema}")
-    scoped = url + ("&" if "?" in url else "?") + f"options=-csearch_path%3D{schema}"
-    try:
-        db = Database(scoped)
-        migrate.upgrade(db)
-        db.dispose()
-        yield scoped
-    finally:
-        with psycopg.connect(plain, autocommit=True) as conn:
-            conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
 
 
 def _free_port() -> int:
@@ -286,13 +266,13 @@ def main() -> None:
     for shared in (True, False):
         print("  same physician and ward in every message:" if shared else "  all unique:")
         for count in counts:
-            with private_schema(url) as scoped, listeners(scoped, count) as port:
+            with private_schema(url, "hl7") as scoped, listeners(scoped, count) as port:
                 result = run_load(port, count, senders, warmup, seconds, shared)
                 stored = processed_count(scoped)
             _print(result, stored)
     print("  all unique, intake only (converted, FHIR write skipped):")
     for count in counts:
-        with private_schema(url) as scoped, listeners(scoped, count, apply=False) as port:
+        with private_schema(url, "hl7") as scoped, listeners(scoped, count, apply=False) as port:
             result = run_load(port, count, senders, warmup, seconds, False)
             stored = processed_count(scoped)
         _print(result, stored)

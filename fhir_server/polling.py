@@ -7,10 +7,32 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from datetime import timedelta
 
 from fhir_server.logging import get_logger
 
 log = get_logger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """When and how often a worker tries; each worker's settings give its own defaults."""
+
+    poll_seconds: float = 1.0
+    retry_seconds: float = 5.0
+    retry_max_seconds: float = 600.0
+    #: Failures (rejections) before a row is given up.
+    max_attempts: int = 6
+    #: Connecting, and waiting for the answer, each at most this long.
+    timeout_seconds: float = 30.0
+    lease_seconds: float = 120.0
+    batch: int = 20
+
+    def backoff(self, attempts: int) -> timedelta:
+        """Wait after the ``attempts``-th failure: doubled per failure, capped."""
+        exponent = min(max(attempts - 1, 0), 30)
+        return timedelta(seconds=min(self.retry_seconds * 2**exponent, self.retry_max_seconds))
 
 
 class PollingWorker(ABC):

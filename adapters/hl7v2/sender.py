@@ -41,7 +41,7 @@ from adapters.hl7v2.outbound import is_mllp, parse_address
 from adapters.mllp import MLLPClient
 from fhir_server.fhir import jsonio
 from fhir_server.logging import get_logger
-from fhir_server.polling import PollingWorker
+from fhir_server.polling import PollingWorker, RetryPolicy
 from fhir_server.service.clock import now as utc_now
 from fhir_server.storage import hl7_outbox
 from fhir_server.storage import repository as repo
@@ -51,24 +51,9 @@ from fhir_server.storage.hl7_outbox import OutboxRow
 log = get_logger(__name__)
 
 
-@dataclass(frozen=True, slots=True)
-class Policy:
-    """When and how often to try (``IVZ_HL7_OUTBOUND_*`` settings)."""
-
-    poll_seconds: float = 1.0
-    retry_seconds: float = 5.0
-    retry_max_seconds: float = 600.0
-    #: Rejections (AE, wrong MSA-2, no ACK) before a row is given up.
-    max_attempts: int = 6
-    #: Connecting, and waiting for the ACK, each at most this long.
-    timeout_seconds: float = 30.0
-    lease_seconds: float = 120.0
-    batch: int = 20
-
-    def backoff(self, attempts: int) -> timedelta:
-        """Wait after the ``attempts``-th failure: doubled per failure, capped."""
-        exponent = min(max(attempts - 1, 0), 30)
-        return timedelta(seconds=min(self.retry_seconds * 2**exponent, self.retry_max_seconds))
+#: When and how often to try (``IVZ_HL7_OUTBOUND_*`` settings; max_attempts counts
+#: rejections: AE, a wrong MSA-2, no ACK).
+Policy = RetryPolicy
 
 
 @dataclass(frozen=True, slots=True)

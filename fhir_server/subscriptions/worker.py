@@ -20,7 +20,7 @@ from starlette.concurrency import run_in_threadpool
 from fhir_server.fhir import jsonio
 from fhir_server.fhir.outcomes import FhirError
 from fhir_server.logging import get_logger
-from fhir_server.polling import PollingWorker
+from fhir_server.polling import PollingWorker, RetryPolicy
 from fhir_server.service.resources import ResourceService
 from fhir_server.storage import outbox
 from fhir_server.storage import repository as repo
@@ -31,22 +31,13 @@ log = get_logger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
-class Policy:
+class Policy(RetryPolicy):
     """When and how often to try (``IVZ_SUBSCRIPTION_*`` settings)."""
 
     poll_seconds: float = 0.5
     retry_seconds: float = 2.0
-    retry_max_seconds: float = 600.0
-    max_attempts: int = 6
     timeout_seconds: float = 10.0
     lease_seconds: float = 60.0
-    batch: int = 20
-
-    def backoff(self, attempts: int) -> timedelta:
-        """Wait after the ``attempts``-th failure: retry, doubled per failure, capped."""
-        return timedelta(
-            seconds=min(self.retry_seconds * 2 ** (attempts - 1), self.retry_max_seconds)
-        )
 
 
 @dataclass(frozen=True, slots=True)
