@@ -170,6 +170,8 @@ async def reindex_type(request: Request, resource_type: str) -> Response:
 
 async def _reindex(request: Request, resource_type: str | None) -> Response:
     """``$reindex``: rebuild search indexes (e.g. for a new SearchParameter); progress is logged."""
+    if access(request) is not None:  # it reads and rewrites every client's resources
+        raise FhirError(403, "forbidden", "$reindex is for administrators")
     scope = resource_type or "all types"
 
     def progress(done: int) -> None:

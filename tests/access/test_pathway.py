@@ -61,3 +61,8 @@ def test_program_report_is_for_administrators(world: World) -> None:
         assert http.get("$program-report").status_code == 403
     with world.client("admin") as http:
         assert http.get("$program-report").status_code == 200
+
+
+def test_reindex_is_for_administrators(world: World) -> None:
+    with world.client("insurer-a") as http:
+        assert http.post("ServiceRequest/$reindex").status_code == 403
