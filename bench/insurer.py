@@ -18,14 +18,12 @@ import uuid
 from datetime import date, timedelta
 from typing import Any
 
-import psycopg
-
 from adapters.insurer.ingest import DEFAULT_BATCH, ingest
 from adapters.insurer.report import Report
-from adapters.insurer.validators import ik_check_digit, kvnr_check_digit
+from adapters.insurer.validators import ik_check_digit, kvnr_check_digit, lanr_check_digit
+from bench.pgschema import private_schema
 from fhir_server.service.resources import ResourceService
 from fhir_server.service.transaction import process
-from fhir_server.storage import migrate
 from fhir_server.storage.database import Database
 
 POSTGRES_URL = os.environ.get(
@@ -56,6 +54,12 @@ def kvnr(n: int) -> str:
 def ik(prefix: str, n: int) -> str:
     body = f"{prefix}{n % 10**6:06d}"
     return f"{body}{ik_check_digit(body)}"
+
+
+def lanr(n: int) -> str:
+    """A well-formed LANR (check digit, specialty group 00) for surgeon ``n``."""
+    six = f"{100000 + n * 37:06d}"
+    return f"{six}{lanr_check_digit(six)}00"
 
 
 def export(rows: int, seed: int = 7, first: int = 0) -> bytes:
@@ -89,7 +93,7 @@ def export(rows: int, seed: int = 7, first: int = 0) -> bytes:
                     f'"{diagnoses}"',
                     ops_code,
                     ops_text,
-                    f"{100000000 + i % 2000 * 37:09d}",
+                    lanr(i % 2000),
                     f"Dr. med. Operateur {i % 2000}",
                     ik("26", 100 + hospital * 7),
                     f"Klinik {hospital}",
@@ -102,8 +106,9 @@ def export(rows: int, seed: int = 7, first: int = 0) -> bytes:
     return ("\r\n".join(lines) + "\r\n").encode("utf-8")
 
 
-def _bundles(count: int) -> list[dict[str, Any]]:
-    """100-entry transactions of the resources a referral becomes (POST, urn:uuid links)."""
+def _bundles(count: int, first: int = 0) -> list[dict[str, Any]]:
+    """100-entry transactions of the resources a referral becomes (POST, urn:uuid links);
+    ``first`` shifts the rows as in :func:`export`."""
     from adapters.insurer import resources
     from adapters.insurer.layout import load
     from adapters.insurer.reader import read
@@ -111,7 +116,10 @@ def _bundles(count: int) -> list[dict[str, Any]]:
 
     layout = load("tk")
     referrals = [
-        r for r in (parse(rec, layout) for rec in read(export(count * 12), layout).records)
+        r
+        for r in (
+            parse(rec, layout) for rec in read(export(count * 12, first=first), layout).records
+        )
     ]
     bundles = []
     for b in range(count):
@@ -151,21 +159,6 @@ def _strip_local_refs(res: dict[str, Any]) -> None:
         payor.pop("reference", None)
 
 
-def _schema_url() -> tuple[str, str]:
-    schema = f"ivz_bench_ins_{os.getpid()}_{uuid.uuid4().hex[:6]}"
-    plain = POSTGRES_URL.replace("postgresql+psycopg://", "postgresql://")
-    with psycopg.connect(plain, autocommit=True) as conn:
-        conn.execute(f'CREATE SCHEMA "{schema}"')
-    sep = "&" if "?" in POSTGRES_URL else "?"
-    return schema, f"{POSTGRES_URL}{sep}options=-csearch_path%3D{schema}"
-
-
-def _drop(schema: str) -> None:
-    plain = POSTGRES_URL.replace("postgresql+psycopg://", "postgresql://")
-    with psycopg.connect(plain, autocommit=True) as conn:
-        conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
-
-
 def _timed_ingest(service: ResourceService, data: bytes) -> tuple[Report, float]:
     started = time.perf_counter()
     report = ingest(service, data, "tk", batch_size=BATCH)
@@ -185,27 +178,30 @@ def _phases(report: Report) -> str:
 def main() -> int:
     print(f"generating {ROWS:,} rows ...", file=sys.stderr)
     data = export(ROWS)
-    schema, url = _schema_url()
-    db = Database(url)
-    try:
-        migrate.upgrade(db)
-        service = ResourceService(db)
-        ingest(service, export(20, first=10**7), "tk")  # warm caches, create no overlap
-        print("first import ...", file=sys.stderr)
-        first, t1 = _timed_ingest(service, data)
-        print("re-import ...", file=sys.stderr)
-        again, t2 = _timed_ingest(service, data)
-        print("transaction bundles ...", file=sys.stderr)
-        bundles = _bundles(TX_BUNDLES)
-        process(service, bundles.pop(), "http://bench/fhir")  # warm-up
-        entries = sum(len(b["entry"]) for b in bundles)
-        started = time.perf_counter()
-        for bundle in bundles:
-            process(service, bundle, "http://bench/fhir")
-        t3 = time.perf_counter() - started
-    finally:
-        db.dispose()
-        _drop(schema)
+    with private_schema(POSTGRES_URL, "ins") as url:
+        db = Database(url)
+        try:
+            return _run(db, data)
+        finally:
+            db.dispose()
+
+
+def _run(db: Database, data: bytes) -> int:
+    """Import, re-import, then transaction Bundles of the same resources; print the rates."""
+    service = ResourceService(db)
+    ingest(service, export(20, first=10**7), "tk")  # warm caches, create no overlap
+    print("first import ...", file=sys.stderr)
+    first, t1 = _timed_ingest(service, data)
+    print("re-import ...", file=sys.stderr)
+    again, t2 = _timed_ingest(service, data)
+    print("transaction bundles ...", file=sys.stderr)
+    bundles = _bundles(TX_BUNDLES)
+    process(service, bundles.pop(), "http://bench/fhir")  # warm-up
+    entries = sum(len(b["entry"]) for b in bundles)
+    started = time.perf_counter()
+    for bundle in bundles:
+        process(service, bundle, "http://bench/fhir")
+    t3 = time.perf_counter() - started
     written = first.resources_created + first.resources_updated
     print(f"insurer import benchmark, PostgreSQL, {ROWS:,} rows, batch {BATCH}")
     print(

@@ -51,16 +51,24 @@ def loads(data: bytes | str) -> Any:
 
 
 def check_depth(value: Any, limit: int = MAX_DEPTH) -> None:
-    """Refuse documents nested deeper than ``limit`` (iteratively: no recursion to exhaust)."""
-    stack = [(value, 1)]
-    while stack:
-        item, depth = stack.pop()
-        if depth > limit:
-            raise FhirError(400, "too-costly", f"Document is nested deeper than {limit} levels")
-        if isinstance(item, dict):
-            stack.extend((v, depth + 1) for v in item.values() if isinstance(v, dict | list))
-        elif isinstance(item, list):
-            stack.extend((v, depth + 1) for v in item if isinstance(v, dict | list))
+    """Refuse documents nested deeper than ``limit`` (the recursion stops at ``limit``)."""
+    _check_depth(value, 1, limit)
+
+
+def _check_depth(value: Any, depth: int, limit: int) -> None:
+    if isinstance(value, dict):
+        items: Any = value.values()
+    elif isinstance(value, list):
+        items = value
+    else:
+        return
+    if depth > limit:
+        raise FhirError(400, "too-costly", f"Document is nested deeper than {limit} levels")
+    for item in items:
+        kind = type(item)
+        # Exact types first (cheap); strings, most items, skip the subclass test.
+        if kind is dict or kind is list or (kind is not str and isinstance(item, dict | list)):
+            _check_depth(item, depth + 1, limit)
 
 
 class RawJson:

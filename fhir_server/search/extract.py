@@ -37,7 +37,7 @@ from typing import Any, NamedTuple
 
 from fhir_server.fhir import structure
 from fhir_server.search.fhirpath import CompiledPath, split_reference
-from fhir_server.search.registry import Component, Registry, SearchParam, default_registry
+from fhir_server.search.registry import Registry, SearchParam, default_registry
 
 __all__ = [
     "MAX_DATE",
@@ -600,6 +600,119 @@ def _converter(param_type: str, value_type: str) -> Converter | None:
 # ------------------------------------------------------------------------------- extract
 
 
+#: Order of the row lists of :class:`IndexValues` in a plan (``_Step.out``).
+_BUCKETS = ("string", "token", "date", "number", "quantity", "reference", "uri", "special")
+_COMPOSITE = len(_BUCKETS)
+
+
+@dataclass(frozen=True, slots=True)
+class _Step:
+    """One branch of one parameter, with its converter chosen (a row of a type's plan)."""
+
+    root: str | None  # the JSON key the branch reads (None: run it on every resource)
+    code: str
+    out: int  # index into the row lists
+    fn: Callable[[Any, Any], list[Any]]
+    convert: Converter
+    targets: frozenset[str] | None  # embedded resources count only for these types
+
+
+@dataclass(frozen=True, slots=True)
+class _Component:
+    """A composite's component, compiled for one branch of the composite's path."""
+
+    memo: tuple[int, str, str]  # shared by composites with the same component and path
+    code: str
+    branches: tuple[tuple[Callable[[Any, Any], list[Any]], Converter], ...]
+    #: Root keys of its branches when it reads the resource itself (None: unknown).
+    roots: tuple[str, ...] | None
+
+
+@dataclass(frozen=True, slots=True)
+class _CompositeBranch:
+    fn: Callable[[Any, Any], list[Any]]
+    root: str | None
+    components: tuple[_Component, ...]
+
+    def may_yield(self, resource: Mapping[str, Any]) -> bool:
+        """False when the branch, or one of its components, reads an absent element."""
+        if self.root is not None and self.root not in resource:
+            return False
+        for component in self.components:
+            roots = component.roots
+            if roots is not None and not any(k in resource for k in roots):
+                return False
+        return True
+
+
+@dataclass(frozen=True, slots=True)
+class _CompositeStep:
+    code: str
+    branches: tuple[_CompositeBranch, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    steps: tuple[_Step, ...]
+    #: The steps' indexes by root key, and those without one: only the steps of the keys a
+    #: resource has run, in plan order.
+    by_root: Mapping[str, tuple[int, ...]]
+    rootless: tuple[int, ...]
+    composites: tuple[_CompositeStep, ...]
+
+
+def _plan(params: tuple[SearchParam, ...]) -> _Plan:
+    """What extraction runs for a type, decided once per parameter table (not per resource)."""
+    steps: list[_Step] = []
+    composites: list[_CompositeStep] = []
+    for param in params:
+        compiled = param.compiled
+        if compiled is None:
+            continue
+        if param.type == "composite":
+            composites.append(_composite_step(param, compiled))
+            continue
+        out = _BUCKETS.index(param.type)
+        for branch in compiled.branches:
+            convert = _converter(param.type, branch.type)
+            if convert is None:
+                continue
+            targets = frozenset(param.targets) if convert is _resource and param.targets else None
+            steps.append(_Step(branch.root, param.code, out, branch.fn, convert, targets))
+    by_root: dict[str, list[int]] = {}
+    for index, step in enumerate(steps):
+        if step.root is not None:
+            by_root.setdefault(step.root, []).append(index)
+    rootless = tuple(i for i, step in enumerate(steps) if step.root is None)
+    return _Plan(
+        tuple(steps), {k: tuple(v) for k, v in by_root.items()}, rootless, tuple(composites)
+    )
+
+
+def _composite_step(param: SearchParam, compiled: CompiledPath) -> _CompositeStep:
+    branches: list[_CompositeBranch] = []
+    for index, branch in enumerate(compiled.branches):
+        components: list[_Component] = []
+        for component in param.components:
+            path = component.compiled[index]
+            kind, code = component.param.type, component.param.code
+            converted = [(b, _converter(kind, b.type)) for b in path.branches]
+            usable = tuple((b.fn, c) for b, c in converted if c is not None)
+            roots = [b.root for b, c in converted if c is not None]
+            # Roots count only when the component reads the resource itself.
+            known = branch.path == () and None not in roots
+            components.append(
+                _Component(
+                    (id(path), code, kind),
+                    code,
+                    usable,
+                    tuple(r for r in roots if r is not None) if known else None,
+                )
+            )
+        branches.append(_CompositeBranch(branch.fn, branch.root, tuple(components)))
+    return _CompositeStep(param.code, tuple(branches))
+
+
 def extract(
     resource: Mapping[str, Any],
     registry: Registry | None = None,
@@ -613,26 +726,44 @@ def extract(
     """
     registry = registry or default_registry()
     resource_type = str(resource.get("resourceType"))
+    plan: _Plan = registry.derived(resource_type, _plan)
     values = IndexValues(resource_type)
-    buckets: dict[str, list[Any]] = {
-        "string": values.strings,
-        "token": values.tokens,
-        "date": values.dates,
-        "number": values.numbers,
-        "quantity": values.quantities,
-        "reference": values.references,
-        "uri": values.uris,
-        "special": values.specials,
-        "composite": values.composites,
-    }
-    memo: dict[Any, Any] = {}
-    for param in registry.indexed(resource_type):
-        out = buckets[param.type]
-        if param.type == "composite":
-            _composite(param, resource, out, memo)
+    buckets: list[list[Any]] = [
+        values.strings,
+        values.tokens,
+        values.dates,
+        values.numbers,
+        values.quantities,
+        values.references,
+        values.uris,
+        values.specials,
+        values.composites,
+    ]
+    by_root = plan.by_root
+    active = list(plan.rootless)
+    for key in resource:
+        found_steps = by_root.get(key)
+        if found_steps is not None:
+            active.extend(found_steps)
+    active.sort()  # plan order, so rows come in the same order whatever the key order
+    steps = plan.steps
+    for index in active:
+        step = steps[index]
+        found = step.fn(resource, resource)
+        if not found:
             continue
-        _collect(param, resource, resource, out)
-    for rows in buckets.values():
+        out, code, convert = buckets[step.out], step.code, step.convert
+        if step.targets is not None:
+            # An embedded resource (Bundle.entry[0].resource) only counts if it is a target.
+            targets = step.targets
+            found = [v for v in found if _dict(v).get("resourceType") in targets]
+        for value in found:
+            convert(code, value, out)
+    if plan.composites:
+        memo: dict[Any, Any] = {}
+        for composite in plan.composites:
+            _composite(composite, resource, buckets[_COMPOSITE], memo)
+    for rows in buckets:
         if len(rows) > 1:
             rows[:] = dict.fromkeys(rows)
     if base_url:
@@ -640,62 +771,41 @@ def extract(
     return values
 
 
-def _collect(param: SearchParam, focus: Any, root: Any, out: list[Any]) -> None:
-    compiled = param.compiled
-    if compiled is None:
-        return
-    code, kind = param.code, param.type
-    for branch in compiled.branches:
-        convert = _converter(kind, branch.type)
-        if convert is None:
-            continue
-        if convert is _resource and param.targets:
-            # An embedded resource (Bundle.entry[0].resource) only counts if it is a target.
-            values = [
-                v for v in branch.fn(focus, root) if _dict(v).get("resourceType") in param.targets
-            ]
-        else:
-            values = branch.fn(focus, root)
-        for value in values:
-            convert(code, value, out)
-
-
 def _composite(
-    param: SearchParam, resource: Mapping[str, Any], out: list[Any], memo: dict[Any, Any]
+    composite: _CompositeStep, resource: Mapping[str, Any], out: list[Any], memo: dict[Any, Any]
 ) -> None:
     """Every combination of the components' values, per item the composite path selects.
 
     Components repeat across composites (``code`` is in six Observation composites), so
     their rows are memoized per item for the duration of one extraction.
     """
-    assert param.compiled is not None
-    for index, branch in enumerate(param.compiled.branches):
+    for branch in composite.branches:
+        if not branch.may_yield(resource):
+            continue  # an element it needs is absent: no row
         for item in branch.fn(resource, resource):
             parts: list[list[IndexValue]] = []
-            for component in param.components:
-                compiled = component.compiled[index]
-                key = (id(compiled), component.param.code, component.param.type, id(item))
+            for component in branch.components:
+                key = (component.memo, id(item))
                 rows = memo.get(key)
                 if rows is None:
-                    rows = memo[key] = _component_rows(component, compiled, item, resource)
+                    rows = memo[key] = _component_rows(component, item, resource)
                 if not rows:
                     break
                 parts.append(rows)
             else:
-                out.extend(CompositeValue(param.code, combo) for combo in itertools.product(*parts))
+                code = composite.code
+                out.extend(CompositeValue(code, combo) for combo in itertools.product(*parts))
 
 
 def _component_rows(
-    component: Component, compiled: CompiledPath, item: Any, resource: Mapping[str, Any]
+    component: _Component, item: Any, resource: Mapping[str, Any]
 ) -> list[IndexValue]:
     rows: list[IndexValue] = []
-    kind, code = component.param.type, component.param.code
-    for branch in compiled.branches:
-        convert = _converter(kind, branch.type)
-        if convert is not None:
-            for value in branch.fn(item, resource):
-                convert(code, value, rows)
-    return list(dict.fromkeys(rows))
+    code = component.code
+    for fn, convert in component.branches:
+        for value in fn(item, resource):
+            convert(code, value, rows)
+    return list(dict.fromkeys(rows)) if len(rows) > 1 else rows
 
 
 def _localize(rows: list[ReferenceValue], base: str) -> None:

@@ -453,13 +453,17 @@ class Branch:
     """Values of one static type: ``fn(focus, root)`` returns them (never None if primitive).
 
     ``path`` is set while the branch is plain navigation from the focus (JSON keys), so
-    further steps extend one loop instead of nesting closures.
+    further steps extend one loop instead of nesting closures. ``root`` is the focus's JSON
+    key every value comes from, when there is one: without that key the branch yields
+    nothing, so callers may skip it (None: it may yield values from any focus, as
+    ``exists()``, literals and ``%resource`` do).
     """
 
     type: str
     fn: Fn
     path: tuple[str, ...] | None = None
     choice: tuple[_Choice, str] | None = None  # (choice element, this variant's JSON name)
+    root: str | None = None
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -520,14 +524,21 @@ def _no_nulls(fn: Fn) -> Fn:
     return filtered
 
 
-def _nav_path(keys: tuple[str, ...]) -> Fn:
+def _nav_path(keys: tuple[str, ...], primitive: bool = False) -> Fn:
+    """Plain navigation from the focus; ``primitive``: drop nulls from the last step (as
+    :func:`_no_nulls`, fused here: most branches are such paths)."""
     if len(keys) == 1:
         key = keys[0]
 
         def one(focus: Any, root: Any) -> list[Any]:
-            out: list[Any] = []
-            _get(focus, key, out)
-            return out
+            if not isinstance(focus, dict):
+                return []
+            value = focus.get(key)
+            if value is None:
+                return []
+            if isinstance(value, list):
+                return [v for v in value if v is not None] if primitive else list(value)
+            return [value]
 
         return one
 
@@ -536,11 +547,18 @@ def _nav_path(keys: tuple[str, ...]) -> Fn:
         for key in keys:
             out: list[Any] = []
             for item in items:
-                _get(item, key, out)
+                if isinstance(item, dict):
+                    value = item.get(key)
+                    if value is None:
+                        continue
+                    if isinstance(value, list):
+                        out.extend(value)
+                    else:
+                        out.append(value)
             if not out:
                 return out
             items = out
-        return items
+        return [v for v in items if v is not None] if primitive else items
 
     return many
 
@@ -556,14 +574,16 @@ def _nav_after(prev: Fn, key: str) -> Fn:
 
 
 def _step(branch: Branch, key: str, type_: str) -> Branch:
+    primitive = type_ in structure.primitive_types()
     if branch.path is not None:
         path = (*branch.path, key)
-        fn = _nav_path(path)
+        fn = _nav_path(path, primitive)
+        root: str | None = path[0]
     else:
-        path, fn = None, _nav_after(branch.fn, key)
-    if type_ in structure.primitive_types():
-        fn = _no_nulls(fn)
-    return Branch(type_, fn, path)
+        path, fn, root = None, _nav_after(branch.fn, key), branch.root
+        if primitive:
+            fn = _no_nulls(fn)
+    return Branch(type_, fn, path, root=root)
 
 
 def _filter(branch: Branch, keep: Callable[[Any, Any], bool], type_: str | None = None) -> Branch:
@@ -572,12 +592,12 @@ def _filter(branch: Branch, keep: Callable[[Any, Any], bool], type_: str | None 
     def fn(focus: Any, root: Any) -> list[Any]:
         return [item for item in prev(focus, root) if keep(item, root)]
 
-    return Branch(type_ or branch.type, fn)
+    return Branch(type_ or branch.type, fn, root=branch.root)
 
 
 def _map(branch: Branch, op: Callable[[list[Any], Any], list[Any]], type_: str) -> Branch:
     prev = branch.fn
-    return Branch(type_, lambda focus, root: op(prev(focus, root), root))
+    return Branch(type_, lambda focus, root: op(prev(focus, root), root), root=branch.root)
 
 
 def _combine(branches: Sequence[Branch]) -> Fn:
@@ -908,7 +928,7 @@ class _Compiler:
             def fn(focus: Any, root: Any, prev: Fn = prev, get: Fn = get) -> list[Any]:
                 return [v for item in prev(focus, root) for v in get(item, root)]
 
-            out.append(Branch(proj.type, fn))
+            out.append(Branch(proj.type, fn, root=branch.root))
         return out
 
     def resolve(self, node: _Node, branch: Branch) -> Branch:
@@ -984,7 +1004,9 @@ def _positional(inputs: list[Branch], pick: Callable[[list[Any]], list[Any]]) ->
     """
     if len(inputs) == 1:
         prev = inputs[0].fn
-        return [Branch(inputs[0].type, lambda focus, root: pick(prev(focus, root)))]
+        return [
+            Branch(inputs[0].type, lambda focus, root: pick(prev(focus, root)), root=inputs[0].root)
+        ]
     tagged = _choice_order(inputs, pick) or _branch_order(inputs, pick)
     out: list[Branch] = []
     for index, branch in enumerate(inputs):
@@ -992,7 +1014,7 @@ def _positional(inputs: list[Branch], pick: Callable[[list[Any]], list[Any]]) ->
         def fn(focus: Any, root: Any, index: int = index) -> list[Any]:
             return [v for i, v in tagged(focus, root) if i == index]
 
-        out.append(Branch(branch.type, fn))
+        out.append(Branch(branch.type, fn, root=branch.root))
     return out
 
 

@@ -20,12 +20,12 @@ import gzip
 import json
 import re
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from functools import cache
 from importlib import resources
 from types import MappingProxyType
-from typing import Any, Literal, cast, get_args
+from typing import Any, Literal, TypeVar, cast, get_args
 
 from fhir_server.fhir import structure
 from fhir_server.search.fhirpath import (
@@ -49,6 +49,7 @@ ParamType = Literal[
     "number", "date", "string", "token", "reference", "composite", "quantity", "uri", "special"
 ]
 _PARAM_TYPES = frozenset(get_args(ParamType))
+T = TypeVar("T")
 _DATA_FILE = "search-parameters.json.gz"
 _CODE = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-.]*$")
 _NOT_DOMAIN = frozenset({"Bundle", "Binary", "Parameters"})
@@ -130,6 +131,8 @@ class Registry:
         self._lock = threading.Lock()
         self._by_type: dict[str, Mapping[str, SearchParam]] = {}
         self._indexed: dict[str, tuple[Mapping[str, SearchParam], tuple[SearchParam, ...]]] = {}
+        self._derived: dict[tuple[str, Callable[..., Any]], tuple[tuple[SearchParam, ...], Any]]
+        self._derived = {}
         self._definitions: dict[str, Mapping[str, Any]] = {}
         self._problems: list[Problem] = []
         definitions = list(definitions)
@@ -184,6 +187,18 @@ class Registry:
         found = tuple(p for p in table.values() if p.compiled is not None)
         self._indexed[resource_type] = (table, found)
         return found
+
+    def derived(self, resource_type: str, build: Callable[[tuple[SearchParam, ...]], T]) -> T:
+        """``build(self.indexed(resource_type))``, computed once per version of the type's
+        parameters (extraction plans): rebuilt after :meth:`add` changes them."""
+        params = self.indexed(resource_type)
+        key = (resource_type, build)
+        cached = self._derived.get(key)
+        if cached is not None and cached[0] is params:
+            return cast(T, cached[1])
+        value = build(params)
+        self._derived[key] = (params, value)
+        return value
 
     def definition(self, url: str) -> Mapping[str, Any] | None:
         """The SearchParameter resource registered under a canonical URL."""

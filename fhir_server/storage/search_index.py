@@ -1,11 +1,21 @@
-"""Writing a resource's search index rows, in the caller's transaction (SQL lives here only)."""
+"""Writing a resource's search index rows, in the caller's transaction (SQL lives here only).
+
+Rows are built as tuples in table column order. On PostgreSQL all the index rows of a write
+(and, for an update, the removal of the previous rows) go in **one** statement: one
+data-modifying CTE per table, ``INSERT ... SELECT * FROM unnest(<one array per column>)``,
+so a bundle costs one round trip for its index however many tables it touches (it was one
+COPY or INSERT per table, plus one DELETE per table for updates). All CTEs see the same
+snapshot, so the DELETEs remove only rows that existed before the statement. Other databases
+get one executemany per table.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from functools import cache
 from typing import Any
 
-from sqlalchemy import Connection, delete
+from sqlalchemy import BigInteger, Connection, DateTime, Integer, Numeric, delete
 
 from fhir_server.search.extract import (
     CompositeValue,
@@ -24,146 +34,252 @@ from fhir_server.storage.search_tables import (
     TOKEN_LEN,
 )
 
+Row = tuple[Any, ...]
+
+#: The index tables in a fixed order; rows are tuples in each table's column order.
+_TABLES = tuple(INDEX_TABLES.values())
+_BY_NAME = {table.name: table for table in _TABLES}
+_COLUMNS: dict[str, tuple[str, ...]] = {t.name: tuple(c.name for c in t.columns) for t in _TABLES}
+_KEY = ("res_pk", "res_type", "param")
+#: The tuples built below follow these column orders.
+_EXPECTED = {
+    "idx_string": (*_KEY, "norm", "exact"),
+    "idx_token": (*_KEY, "system", "code", "text", "type_system", "type_code"),
+    "idx_date": (*_KEY, "low", "high"),
+    "idx_number": (*_KEY, "value", "low", "high"),
+    "idx_quantity": (*_KEY, "value", "low", "high", "system", "code", "unit"),
+    "idx_reference": (
+        *_KEY,
+        "target_type",
+        "target_id",
+        "version",
+        "url",
+        "identifier_system",
+        "identifier_value",
+    ),
+    "idx_uri": (*_KEY, "uri"),
+    "idx_composite": (
+        *_KEY,
+        "c1_system",
+        "c1_code",
+        "c2_system",
+        "c2_code",
+        "c2_value",
+        "c2_low",
+        "c2_high",
+        "c2_date_low",
+        "c2_date_high",
+        "c2_text",
+    ),
+}
+if _COLUMNS != _EXPECTED:  # a migration changed a table: the tuples below must follow
+    raise RuntimeError(f"index table columns changed: {_COLUMNS}")
+
 
 def _cut(value: str | None, size: int) -> str | None:
     return None if value is None else value[:size]
 
 
-def _row(pk: int, rtype: str, param: str, **cols: Any) -> dict[str, Any]:
-    return {"res_pk": pk, "res_type": rtype, "param": param, **cols}
-
-
-def rows_by_table(pk: int, values: IndexValues) -> dict[str, list[dict[str, Any]]]:
-    """The rows to insert for one resource, grouped by index table name."""
-    t = values.resource_type
-    out: dict[str, list[dict[str, Any]]] = {
-        "idx_string": [
-            _row(pk, t, v.param, norm=v.normalized[:STRING_LEN], exact=v.exact)
-            for v in values.strings
-        ],
-        "idx_token": [_token_row(pk, t, v) for v in values.tokens],
-        "idx_date": [_row(pk, t, v.param, low=v.low, high=v.high) for v in values.dates],
-        "idx_number": [
-            _row(pk, t, v.param, value=v.value, low=v.low, high=v.high) for v in values.numbers
-        ],
-        "idx_quantity": [_quantity_row(pk, t, v) for v in values.quantities],
-        "idx_reference": [_reference_row(pk, t, v) for v in values.references],
-        "idx_uri": [_row(pk, t, v.param, uri=v.uri[:TOKEN_LEN]) for v in values.uris],
-        "idx_composite": [r for v in values.composites if (r := _composite_row(pk, t, v))],
-    }
+def row_tuples(pk: int, values: IndexValues) -> dict[str, list[Row]]:
+    """The rows to insert for one resource, by index table name, as column-ordered tuples."""
+    out: dict[str, list[Row]] = {t.name: [] for t in _TABLES}
+    _add(out, pk, values)
     return out
 
 
-def _token_row(pk: int, t: str, v: TokenValue) -> dict[str, Any]:
-    return _row(
-        pk,
-        t,
-        v.param,
-        system=_cut(v.system, TOKEN_LEN),
-        code=_cut(v.code, TOKEN_LEN),
-        text=_cut(v.text, STRING_LEN),
-        type_system=_cut(v.type_system, TOKEN_LEN),
-        type_code=_cut(v.type_code, TOKEN_LEN),
+def _add(out: dict[str, list[Row]], pk: int, values: IndexValues) -> None:
+    t = values.resource_type
+    out["idx_string"].extend(
+        (pk, t, v.param, v.normalized[:STRING_LEN], v.exact) for v in values.strings
     )
-
-
-def _quantity_row(pk: int, t: str, v: QuantityValue) -> dict[str, Any]:
-    return _row(
-        pk,
-        t,
-        v.param,
-        value=v.value,
-        low=v.low,
-        high=v.high,
-        system=_cut(v.system, TOKEN_LEN),
-        code=_cut(v.code, TOKEN_LEN),
-        unit=_cut(v.unit, STRING_LEN),
+    out["idx_token"].extend(
+        (
+            pk,
+            t,
+            v.param,
+            _cut(v.system, TOKEN_LEN),
+            _cut(v.code, TOKEN_LEN),
+            _cut(v.text, STRING_LEN),
+            _cut(v.type_system, TOKEN_LEN),
+            _cut(v.type_code, TOKEN_LEN),
+        )
+        for v in values.tokens
     )
-
-
-def _reference_row(pk: int, t: str, v: ReferenceValue) -> dict[str, Any]:
-    return _row(
-        pk,
-        t,
-        v.param,
-        target_type=v.target_type,
-        target_id=_cut(v.target_id, TOKEN_LEN),
-        version=_cut(v.version, 64),
-        url=_cut(v.url, TOKEN_LEN),
-        identifier_system=_cut(v.identifier_system, TOKEN_LEN),
-        identifier_value=_cut(v.identifier_value, TOKEN_LEN),
+    out["idx_date"].extend((pk, t, v.param, v.low, v.high) for v in values.dates)
+    out["idx_number"].extend((pk, t, v.param, v.value, v.low, v.high) for v in values.numbers)
+    out["idx_quantity"].extend(
+        (
+            pk,
+            t,
+            v.param,
+            v.value,
+            v.low,
+            v.high,
+            _cut(v.system, TOKEN_LEN),
+            _cut(v.code, TOKEN_LEN),
+            _cut(v.unit, STRING_LEN),
+        )
+        for v in values.quantities
     )
+    out["idx_reference"].extend(
+        (
+            pk,
+            t,
+            v.param,
+            v.target_type,
+            _cut(v.target_id, TOKEN_LEN),
+            _cut(v.version, 64),
+            _cut(v.url, TOKEN_LEN),
+            _cut(v.identifier_system, TOKEN_LEN),
+            _cut(v.identifier_value, TOKEN_LEN),
+        )
+        for v in values.references
+    )
+    out["idx_uri"].extend((pk, t, v.param, v.uri[:TOKEN_LEN]) for v in values.uris)
+    composites = out["idx_composite"]
+    for c in values.composites:
+        row = _composite_row(pk, t, c)
+        if row is not None:
+            composites.append(row)
 
 
-_EMPTY_COMPOSITE: dict[str, Any] = {
-    "c1_system": None,
-    "c1_code": None,
-    "c2_system": None,
-    "c2_code": None,
-    "c2_value": None,
-    "c2_low": None,
-    "c2_high": None,
-    "c2_date_low": None,
-    "c2_date_high": None,
-    "c2_text": None,
-}
+def rows_by_table(pk: int, values: IndexValues) -> dict[str, list[dict[str, Any]]]:
+    """The rows to insert for one resource, grouped by index table name (as dicts)."""
+    return {
+        name: [dict(zip(_COLUMNS[name], row, strict=True)) for row in rows]
+        for name, rows in row_tuples(pk, values).items()
+    }
 
 
-def _composite_row(pk: int, t: str, v: CompositeValue) -> dict[str, Any] | None:
-    """Two-component composites (all of R4's but a few genomics ones) flattened into one row."""
+def _composite_row(pk: int, t: str, v: CompositeValue) -> Row | None:
+    """Two-component composites (all of R4's but a few genomics ones) flattened into one row.
+
+    Columns: c1_system, c1_code, c2_system, c2_code, c2_value, c2_low, c2_high,
+    c2_date_low, c2_date_high, c2_text.
+    """
     if len(v.components) != 2:
         return None
     first, second = v.components
-    cols = dict(_EMPTY_COMPOSITE)
     if isinstance(first, TokenValue):
-        cols.update(c1_system=_cut(first.system, TOKEN_LEN), c1_code=_cut(first.code, TOKEN_LEN))
+        c1 = (_cut(first.system, TOKEN_LEN), _cut(first.code, TOKEN_LEN))
     elif isinstance(first, ReferenceValue):
-        cols.update(c1_code=f"{first.target_type}/{first.target_id}"[:TOKEN_LEN])
+        c1 = (None, f"{first.target_type}/{first.target_id}"[:TOKEN_LEN])
     else:
         return None
+    c2: Row
     if isinstance(second, TokenValue):
-        cols.update(c2_system=_cut(second.system, TOKEN_LEN), c2_code=_cut(second.code, TOKEN_LEN))
+        system, code = _cut(second.system, TOKEN_LEN), _cut(second.code, TOKEN_LEN)
+        c2 = (system, code, None, None, None, None, None, None)
     elif isinstance(second, QuantityValue):
-        cols.update(
-            c2_value=second.value,
-            c2_low=second.low,
-            c2_high=second.high,
-            c2_system=_cut(second.system, TOKEN_LEN),
-            c2_code=_cut(second.code, TOKEN_LEN),
-        )
+        system, code = _cut(second.system, TOKEN_LEN), _cut(second.code, TOKEN_LEN)
+        c2 = (system, code, second.value, second.low, second.high, None, None, None)
     elif isinstance(second, NumberValue):
-        cols.update(c2_value=second.value, c2_low=second.low, c2_high=second.high)
+        c2 = (None, None, second.value, second.low, second.high, None, None, None)
     elif isinstance(second, DateValue):
-        cols.update(c2_date_low=second.low, c2_date_high=second.high)
+        c2 = (None, None, None, None, None, second.low, second.high, None)
     elif isinstance(second, StringValue):
-        cols.update(c2_text=second.normalized[:STRING_LEN])
+        c2 = (None, None, None, None, None, None, None, second.normalized[:STRING_LEN])
     else:
         return None
-    return _row(pk, t, v.param, **cols)
-
-
-_BY_NAME = {table.name: table for table in INDEX_TABLES.values()}
+    return (pk, t, v.param, *c1, *c2)
 
 
 def clear(conn: Connection, pks: Sequence[int]) -> None:
     """Drop every index row of these resources (before re-indexing, or on delete)."""
     if not pks:
         return
-    for table in INDEX_TABLES.values():
+    if conn.dialect.name == "postgresql":
+        _pg_execute(conn, _pg_statement((), True), [list(pks)] * len(_TABLES))
+        return
+    for table in _TABLES:
         conn.execute(delete(table).where(table.c.res_pk.in_(pks)))
 
 
 def write(conn: Connection, items: Iterable[tuple[int, IndexValues]], fresh: bool) -> None:
     """Index resources; ``fresh`` (just created) skips clearing rows that cannot exist yet."""
     items = list(items)
-    if not fresh:
-        clear(conn, [pk for pk, _ in items])
-    batch: dict[str, list[dict[str, Any]]] = {t.name: [] for t in INDEX_TABLES.values()}
+    batch: dict[str, list[Row]] = {t.name: [] for t in _TABLES}
     for pk, values in items:
-        for name, rows in rows_by_table(pk, values).items():
-            batch[name].extend(rows)
+        _add(batch, pk, values)
+    pks = [pk for pk, _ in items]
+    if conn.dialect.name == "postgresql":
+        _pg_write(conn, batch, pks if not fresh else [])
+        return
+    if not fresh:
+        clear(conn, pks)
     for name, rows in batch.items():
-        write_rows(conn, _BY_NAME[name], rows)
+        if rows:
+            columns = _COLUMNS[name]
+            write_rows(conn, _BY_NAME[name], [dict(zip(columns, r, strict=True)) for r in rows])
 
 
-__all__ = ["clear", "rows_by_table", "write"]
+# ------------------------------------------------------------------------------ PostgreSQL
+
+
+def _pg_type(column: Any) -> str:
+    kind = column.type
+    if isinstance(kind, BigInteger | Integer):
+        return "bigint"
+    if isinstance(kind, DateTime):
+        return "timestamptz"
+    if isinstance(kind, Numeric):
+        return "numeric"
+    return "text"
+
+
+@cache
+def _pg_statement(names: tuple[str, ...], clearing: bool) -> str:
+    """One statement: DELETE the pks' rows from every index table (``clearing``), INSERT the
+    given tables' rows from per-column arrays. Parameters: the pk array once per table (when
+    clearing), then each inserted table's column arrays."""
+    ctes: list[str] = []
+    if clearing:
+        ctes += [
+            f"d_{t.name} AS (DELETE FROM {t.name} WHERE res_pk = ANY(%b::bigint[]))"
+            for t in _TABLES
+        ]
+    for name in names:
+        table = _BY_NAME[name]
+        columns = ", ".join(c.name for c in table.columns)
+        arrays = ", ".join(f"%b::{_pg_type(c)}[]" for c in table.columns)
+        ctes.append(f"i_{name} AS (INSERT INTO {name} ({columns}) SELECT * FROM unnest({arrays}))")
+    return "WITH " + ", ".join(ctes) + " SELECT 1"
+
+
+def _pg_execute(conn: Connection, statement: str, params: list[Any]) -> None:
+    raw = conn.connection.driver_connection
+    assert raw is not None
+    with raw.cursor() as cur:
+        cur.execute(statement, params)
+
+
+__all__ = ["clear", "row_tuples", "rows_by_table", "write"]
+
+
+#: Tables with at least this many rows go by COPY; the others (and the DELETEs of an update)
+#: share one statement. Measured on a 100-entry bundle (~16 rows per resource) and on a
+#: 17-resource HL7 message: COPY is the cheapest per row, one statement the cheapest per
+#: round trip.
+COPY_THRESHOLD = 64
+
+
+def _pg_write(conn: Connection, batch: dict[str, list[Row]], clear_pks: list[int]) -> None:
+    raw = conn.connection.driver_connection
+    assert raw is not None
+    small = tuple(n for n, rows in batch.items() if rows and len(rows) < COPY_THRESHOLD)
+    with raw.cursor() as cur:
+        if small or clear_pks:
+            params: list[Any] = [clear_pks] * len(_TABLES) if clear_pks else []
+            for name in small:
+                params.extend(list(column) for column in zip(*batch[name], strict=True))
+            cur.execute(_pg_statement(small, bool(clear_pks)), params)
+        for name, rows in batch.items():
+            if len(rows) >= COPY_THRESHOLD:
+                with cur.copy(_copy_statement(name)) as copy:
+                    for row in rows:
+                        copy.write_row(row)
+
+
+@cache
+def _copy_statement(name: str) -> str:
+    return f"COPY {name} ({', '.join(_COLUMNS[name])}) FROM STDIN"

@@ -135,3 +135,72 @@ def test_narrative_with_tables_links_and_images_is_accepted() -> None:
         '<td><a href="http://example.org">7</a></td></tr></table><img src="#x" alt=""/></div>'
     )
     validate_resource({"resourceType": "Patient", "text": {"status": "generated", "div": div}})
+
+
+# ------------------------------------------------------ remembered elements (fhir/models.py)
+
+
+def _obs(**extra: object) -> dict[str, object]:
+    return {
+        "resourceType": "Observation",
+        "status": "final",
+        "code": {"coding": [{"system": "http://loinc.org", "code": "8867-4"}]},
+        **extra,
+    }
+
+
+def test_remembered_elements_do_not_hide_faults() -> None:
+    """The same Quantity, valid then inside a faulty element, then alone: each judged alike."""
+    from fhir_server.fhir import models
+
+    models.clear_cache()
+    quantity = {"value": Decimal("72"), "unit": "/min"}
+    assert models.validate_model(_obs(valueQuantity=quantity)) == []
+    cold = models.validate_model(_obs(valueQuantity=quantity, valueString="x"))
+    models.clear_cache()
+    warm_first = models.validate_model(_obs(valueQuantity=quantity))
+    assert warm_first == []
+    assert models.validate_model(_obs(valueQuantity=quantity, valueString="x")) == cold != []
+    range_ = {"low": quantity, "high": {"value": Decimal("1"), "comparator": "<"}}
+    issues = models.validate_model(_obs(referenceRange=[{"low": quantity}, range_]))
+    assert models.validate_model(_obs(referenceRange=[{"low": quantity}])) == []
+    assert issues == models.validate_model(_obs(referenceRange=[{"low": quantity}, range_]))
+
+
+def test_remembered_elements_tell_decimals_from_floats_and_strings() -> None:
+    from fhir_server.fhir import models
+
+    models.clear_cache()
+    assert models.validate_model(_obs(valueQuantity={"value": Decimal("1.50")})) == []
+    assert models.validate_model(_obs(valueQuantity={"value": 1.5})) == []
+    keys = set(models._memo.young) | set(models._memo.old)
+    quantities = [key for key in keys if key[0].__name__ == "Quantity"]
+    assert len(quantities) == 2
+
+
+def test_faulty_element_reports_the_same_issues_cold_and_warm() -> None:
+    from fhir_server.fhir import models
+
+    bad = _obs(subject={"reference": "Patient/1", "identifier": {"period": {"start": "x"}}})
+    models.clear_cache()
+    cold = models.validate_model(bad)
+    warm = models.validate_model(bad)
+    assert cold == warm != []
+
+
+def test_models_validate_in_one_pass_and_keep_their_rules() -> None:
+    """The one-pass validator is in use (a library upgrade that changes the schema shape
+    falls back to ``model_validate``: slower, not wrong) and still rejects what fhir.resources
+    rejects: nulls in lists of elements, two choice variants, a wrong resourceType."""
+    from fhir.resources.R4B import get_fhir_model_class
+
+    from fhir_server.fhir import models
+
+    for name in ("Observation", "Patient", "Coding", "Reference", "CodeableConcept"):
+        klass = get_fhir_model_class(name)
+        assert models._node(klass).validate != klass.model_validate, name
+    models.clear_cache()
+    assert models.validate_model(_obs(category=[None])) != []
+    assert models.validate_model(_obs(valueString="a", valueBoolean=True)) != []
+    assert models.validate_model(_obs(code={"resourceType": "Patient", "text": "x"})) != []
+    assert models.validate_model(_obs(code={"text": "x"}, category=[{"text": "y"}])) == []

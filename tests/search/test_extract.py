@@ -495,3 +495,52 @@ def test_extraction_takes_under_a_millisecond(name: str) -> None:
     best, median = min(timings) * 1e6, statistics.median(timings) * 1e6
     print(f"\n{name}: min {best:.0f} us, median {median:.0f} us")
     assert min(timings) < 0.001
+
+
+# ------------------------------------------------------------- plans: skipping absent roots
+
+
+def test_branches_that_yield_from_nothing_run_on_every_resource() -> None:
+    """``exists()`` answers ``false`` on a resource without the element: the plan must not
+    skip it for lack of its root key (only branches that read a key are skipped)."""
+    registry = Registry.standard()
+    registry.add(
+        {
+            "resourceType": "SearchParameter",
+            "url": "http://example.org/fhir/SearchParameter/has-deceased",
+            "code": "has-deceased",
+            "base": ["Patient"],
+            "type": "token",
+            "status": "active",
+            "expression": "Patient.deceased.exists()",
+        }
+    )
+    assert one(extract({"resourceType": "Patient"}, registry), "has-deceased") == TokenValue(
+        "has-deceased", None, "false"
+    )
+    found = extract({"resourceType": "Patient", "deceasedBoolean": False}, registry)
+    assert one(found, "has-deceased") == TokenValue("has-deceased", None, "true")
+
+
+def test_rows_do_not_depend_on_key_order() -> None:
+    obs = example("Observation-example.json")
+    reordered = dict(reversed(list(obs.items())))
+    assert extract(obs) == extract(reordered)
+
+
+def test_plan_follows_added_parameters() -> None:
+    registry = Registry.standard()
+    patient = {"resourceType": "Patient", "birthDate": "1970-01-01"}
+    assert rows(extract(patient, registry), "born") == []
+    registry.add(
+        {
+            "resourceType": "SearchParameter",
+            "url": "http://example.org/fhir/SearchParameter/born",
+            "code": "born",
+            "base": ["Patient"],
+            "type": "date",
+            "status": "active",
+            "expression": "Patient.birthDate",
+        }
+    )
+    assert len(rows(extract(patient, registry), "born")) == 1
