@@ -47,6 +47,8 @@ class Settings(BaseSettings):
     audit_flush_ms: int = 50
     audit_queue_size: int = 10_000
     audit_queue_timeout_s: float = 5.0
+    #: Answer a request only once its audit event is committed (group commit; docs/audit.md).
+    audit_durable: bool = False
     #: Subscriptions (docs/subscriptions.md): the delivery worker of each server process.
     subscription_delivery: bool = True
     subscription_poll_seconds: float = 0.5

@@ -10,6 +10,7 @@ refused by authorization (401/403) are recorded too; the principal is read from
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
@@ -67,6 +68,8 @@ class _Recorder:
         settings = scope["app"].state.settings
         self.base_path: str = settings.base_path
         self.auth_on = settings.auth == "on"
+        self.durable: bool = settings.audit_durable
+        self.durable_timeout: float = settings.audit_queue_timeout_s
         self.body: list[bytes] | None = [] if _keeps_body(scope, self.base_path) else None
         self.kept = 0
 
@@ -108,9 +111,30 @@ class _Recorder:
         except Exception:  # a bug here must not lose the event silently: log it loudly
             log.exception("audit event not built", path=self.scope["path"])
             return False
+        if self.durable:
+            return await self._durably(row)
         if self.writer.offer(row):
             return True
         return await run_in_threadpool(self.writer.put, row)
+
+    async def _durably(self, row: AuditRow) -> bool:
+        """Wait until the event is committed (IVZ_AUDIT_DURABLE): no answered request can be
+        lost from the trail by a crash."""
+        loop = asyncio.get_running_loop()
+        done = loop.create_future()
+
+        def committed() -> None:
+            loop.call_soon_threadsafe(_resolve, done)
+
+        if not self.writer.offer_durable(row, committed):
+            log.error("audit queue full: request refused")
+            return False
+        try:
+            await asyncio.wait_for(done, self.durable_timeout)
+        except TimeoutError:
+            log.error("audit event not committed in time: request refused")
+            return False
+        return True
 
     def _row(self, status: int) -> AuditRow:
         scope = self.scope
@@ -208,3 +232,8 @@ async def _unavailable(send: Send) -> None:
         }
     )
     await send({"type": "http.response.body", "body": body})
+
+
+def _resolve(done: asyncio.Future[None]) -> None:
+    if not done.done():
+        done.set_result(None)

@@ -9,7 +9,10 @@ read would serialise all reads behind the single writer. Batching costs one comm
 - a failed batch is kept and retried with back-off (never dropped), so a database outage
   fills the queue and turns into 503s rather than silent gaps;
 - ``close`` drains the queue on shutdown; only a crash loses the events of the last
-  ``interval`` (they were acknowledged to clients; the window is documented).
+  ``interval`` (they were acknowledged to clients; the window is documented);
+- ``offer_durable`` closes that window for deployments that ask (``IVZ_AUDIT_DURABLE``): the
+  caller is told once its event is committed, and a batch holding such events commits as
+  soon as the queue is empty (group commit) instead of waiting for ``interval``.
 """
 
 from __future__ import annotations
@@ -17,12 +20,17 @@ from __future__ import annotations
 import queue
 import threading
 import time
+from collections.abc import Callable
 
 from fhir_server.logging import get_logger
 from fhir_server.storage.audit import AuditRow, insert_events
 from fhir_server.storage.database import Database
 
 log = get_logger(__name__)
+
+#: Called from the writer thread once the event is committed.
+Committed = Callable[[], None]
+_Item = AuditRow | tuple[AuditRow, Committed] | threading.Event | None
 
 
 class AuditWriter:
@@ -40,7 +48,7 @@ class AuditWriter:
         self.batch_size = batch_size
         self.interval = interval
         self.put_timeout = put_timeout
-        self._queue: queue.Queue[AuditRow | threading.Event | None] = queue.Queue(capacity)
+        self._queue: queue.Queue[_Item] = queue.Queue(capacity)
         self._thread = threading.Thread(target=self._run, name="audit-writer", daemon=True)
         self._thread.start()
 
@@ -48,6 +56,15 @@ class AuditWriter:
         """Enqueue without waiting; False when the queue is full."""
         try:
             self._queue.put_nowait(row)
+        except queue.Full:
+            return False
+        return True
+
+    def offer_durable(self, row: AuditRow, committed: Committed) -> bool:
+        """Enqueue without waiting; ``committed()`` runs once the event is durable. False when
+        the queue is full."""
+        try:
+            self._queue.put_nowait((row, committed))
         except queue.Full:
             return False
         return True
@@ -81,30 +98,35 @@ class AuditWriter:
     def _run(self) -> None:
         stopping = False
         while not stopping:
-            first = self._queue.get()
+            item: _Item = self._queue.get()
             batch: list[AuditRow] = []
             markers: list[threading.Event] = []
+            waiting: list[Committed] = []
             deadline = time.monotonic() + self.interval
-            item: AuditRow | threading.Event | None = first
             while True:
                 if item is None:
                     stopping = True
                 elif isinstance(item, threading.Event):
                     markers.append(item)
+                elif isinstance(item, tuple):
+                    batch.append(item[0])
+                    waiting.append(item[1])
                 else:
                     batch.append(item)
                 if stopping or markers or len(batch) >= self.batch_size:
                     break
-                remaining = deadline - time.monotonic()
+                remaining = 0.0 if waiting else deadline - time.monotonic()
                 try:
                     item = (
-                        self._queue.get(timeout=max(remaining, 0))
+                        self._queue.get(timeout=remaining)
                         if remaining > 0
-                        else (self._queue.get_nowait())
+                        else self._queue.get_nowait()
                     )
                 except queue.Empty:
                     break
             self._commit(batch)
+            for committed in waiting:
+                committed()
             for marker in markers:
                 marker.set()
 

@@ -8,8 +8,12 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
+import httpx
+
 from fhir_server.audit.writer import AuditWriter
-from fhir_server.storage.audit import AuditRow
+from fhir_server.storage.audit import AuditRow, audit_events
+from fhir_server.storage.database import Database
+from tests.conftest import LiveServer
 
 
 class _StuckDatabase:
@@ -51,3 +55,44 @@ def test_full_queue_refuses_then_retried_batches_all_arrive(monkeypatch: Any) ->
     assert writer.sync(timeout=5)
     writer.close()
     assert sorted(r.event_id for r in written) == sorted(f"e{n}" for n in accepted)
+
+
+def test_durable_offer_is_told_after_commit_without_waiting_for_the_interval(
+    monkeypatch: Any,
+) -> None:
+    written: list[AuditRow] = []
+    monkeypatch.setattr(
+        "fhir_server.audit.writer.insert_events", lambda conn, rows: written.extend(rows)
+    )
+    db = _StuckDatabase()
+    db.failed = True  # no failure: writes go through once released
+    db.release.set()
+    writer = AuditWriter(db, batch_size=100, interval=30.0)  # type: ignore[arg-type]
+    committed = threading.Event()
+    seen: list[int] = []
+
+    def told() -> None:
+        seen.append(len(written))
+        committed.set()
+
+    assert writer.offer_durable(_row(1), told)
+    assert committed.wait(5)  # long before the 30 s interval: group commit
+    assert seen == [1]  # told only once the row was written
+    writer.close()
+
+
+def test_durable_server_answers_after_the_event_is_committed(tmp_path: Any) -> None:
+    """With IVZ_AUDIT_DURABLE=on the event is in the database when the answer arrives."""
+    url = f"sqlite:///{tmp_path / 'durable.db'}"
+    env = {"IVZ_AUDIT_DURABLE": "on", "IVZ_AUDIT_FLUSH_MS": "30000"}
+    server = LiveServer(url, env=env).start()
+    try:
+        response = httpx.get(f"{server.base}/Patient", params={"name": "durable"}, timeout=10)
+        assert response.status_code == 200
+        db = Database(url)
+        with db.read() as conn:
+            rows = conn.execute(audit_events.select()).all()
+        db.dispose()
+        assert any(b"durable" in r.content for r in rows), rows
+    finally:
+        server.stop()
