@@ -10,7 +10,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any, overload
 
-from sqlalchemy import ColumnElement, Connection, and_, false, func, null, or_, select, tuple_
+from sqlalchemy import ColumnElement, Connection, and_, case, false, func, null, or_, select, tuple_
 
 from fhir_server.storage.repository import StoredVersion, as_utc, current_from_row
 from fhir_server.storage.schema import resources
@@ -37,13 +37,29 @@ class Page:
     rows: list[StoredVersion]
     next_cursor: str | None
     prev_cursor: str | None
-    #: The matches when counting them (up to ``count_cap``; None above) decided how to sort.
+    #: The matches up to ``count_cap`` when the page knows them (None: more, or not counted);
+    #: a first page from the index walk sets ``None`` with the cap, leaving the total absent.
     counted: int | None = None
     count_cap: int | None = None
 
 
-#: Above this many matches a one-key sort reads its index in order (PostgreSQL).
+#: The default ``total`` counts up to this many matches (``SearchService.default_count_cap``);
+#: a first page that came from the index walk reports ``counted=None`` with this cap, so that
+#: the total stays absent instead of counting every match.
 WALK_ABOVE = 1000
+
+#: A first page of a one-key sort reads at most this many rows of the key's index in order
+#: (PostgreSQL). A full page among them means the matches are common and the page is done;
+#: otherwise they are rare and each one's key is computed instead. At a million resources a
+#: walked row costs ~5-7 µs (5,000: ~25 ms), while computing the keys costs enumerating the
+#: cheapest condition: milliseconds when one is selective, 1.3 s when two common ones meet in
+#: 5,400 matches (1.3% of the index; a budget of 2,500 sent that query there).
+WALK_BUDGET = 5000
+#: The walk reads this many of them first and reads on only when, at the rate found there, the
+#: whole budget would hold a quarter of a page: rare matches cost a short walk, not the budget.
+#: Lenient on purpose: reading on needlessly costs the budget (~25 ms at a million resources),
+#: giving up wrongly can cost computing every match's key (~1.3 s for 60,000 token matches).
+WALK_PROBE = 500
 
 
 def scope(types: Sequence[str]) -> Scope:
@@ -157,7 +173,9 @@ def page(
 ) -> Page:
     """One page in keyset order: writes by others never shift it (inserts land in order)."""
     keys = _keys(sort)
-    forward, walks, counted = True, False, None
+    forward, walks = True, False
+    counted: int | None = None
+    walk_cap: int | None = None
     values: list[Any] | None = None
     if cursor:
         values, direction, walks = decode_cursor(cursor)
@@ -165,18 +183,16 @@ def page(
             raise ValueError("paging token does not fit this search")
         forward = direction == "next"
     walk = sort[0].walk if len(sort) == 1 and conn.dialect.name == "postgresql" else None
-    if walk is not None and cursor is None:
-        # Few matches: their keys are cheap to compute. Many: read the key's index in order.
-        # Counting 60,000 matches just to learn that they are many cost 120 ms, so a planner
-        # estimate far above the cap decides alone (and the total stays absent).
-        if estimate(conn, conditions) > WALK_ABOVE * 10:
-            walks = True
-        else:
-            counted = count(conn, conditions, cap=WALK_ABOVE)
-            walks = counted is None
-    if walk is not None and walks and forward:
-        rows = _walked(conn, conditions, sort[0], walk, count_ + 1, values)
-    else:
+    rows: list[Any] | None = None
+    if walk is not None and forward and (cursor is None or walks):
+        # First page: walk a bounded prefix of the key's index (no count of the matches:
+        # counting 60,000 of them cost 120 ms). Later pages of a walk walk on, unbounded.
+        budget = WALK_BUDGET if cursor is None else None
+        rows = _walked(conn, conditions, sort[0], walk, count_ + 1, values, budget)
+        walks = rows is not None
+        if walks and cursor is None and len(rows or ()) > count_:
+            counted, walk_cap = None, WALK_ABOVE  # many matches, not counted: total stays absent
+    if rows is None:
         rows = _ordered(conn, conditions, keys, count_ + 1, values, forward)
     more = len(rows) > count_
     rows = rows[:count_]
@@ -191,8 +207,7 @@ def page(
     has_prev = (bool(cursor) if forward else more) and bool(rows)
     next_cursor = _encode(boundary(rows[-1]), "next", walks) if has_next and rows else None
     prev_cursor = _encode(boundary(rows[0]), "prev", walks) if has_prev else None
-    cap = WALK_ABOVE if walk is not None and cursor is None else None
-    return Page(stored, next_cursor, prev_cursor, counted, cap)
+    return Page(stored, next_cursor, prev_cursor, counted, walk_cap)
 
 
 def _ordered(
@@ -213,7 +228,13 @@ def _ordered(
     return list(conn.execute(stmt).all())
 
 
-_WALK_SETTINGS = ("enable_sort", "enable_hashagg", "enable_bitmapscan")
+#: Off for the walk's statement. Parallel workers do not stop early: they cost more to start.
+_WALK_SETTINGS = (
+    ("enable_sort", "off"),
+    ("enable_hashagg", "off"),
+    ("enable_bitmapscan", "off"),
+    ("max_parallel_workers_per_gather", "0"),
+)
 
 
 def _walked(
@@ -223,61 +244,35 @@ def _walked(
     walk: Walk,
     limit: int,
     values: Sequence[Any] | None,
-) -> list[Any]:
+    budget: int | None = None,
+) -> list[Any] | None:
     """Forward rows of a one-key sort read from the key's index table, in index order.
 
     Each resource is met at the index row that holds its sort value (the max descending, the
     min ascending), so PostgreSQL can walk the index and stop after ``limit`` matches instead
     of computing the key of every match (1.5 s for 60,000 matches of a million). Resources
     without a value follow, as in the general order.
+
+    With ``budget``, at most that many index rows are read, and first only ``WALK_PROBE`` of
+    them: the walk reads on when those held at least a quarter of a page's worth for the
+    whole budget. None when the matches are rare (the budget, or the probe, used up before
+    ``limit`` matches): the caller computes their keys instead.
     """
     rows: list[Any] = []
     if values is None or values[0] is not None:
-        table = walk.table.alias("sort_walk")
-        column = table.c[walk.column]
-        keys = [SortKey(column, key.descending), SortKey(R.c.res_pk, False)]
-        own = walk.table.alias("sort_own")
-        own_column = own.c[walk.column]
-        best = select(func.max(own_column) if key.descending else func.min(own_column)).where(
-            own.c.res_pk == table.c.res_pk, own.c.param == walk.code
-        )
-        where = [
-            table.c.res_type.in_(walk.types),
-            table.c.param == walk.code,
-            column == best.scalar_subquery(),
-            *conditions,
-        ]
-        if values is not None:
-            where.append(_after(keys, values, True))
-        # Plain directions: NULLS LAST would keep PostgreSQL from reading the index backwards.
-        order = [column.desc() if key.descending else column.asc(), R.c.res_pk.asc()]
-        stmt = (
-            select(*_COLUMNS, column.label("k0"), R.c.res_pk.label("k1"))
-            .select_from(table.join(R, R.c.res_pk == table.c.res_pk))
-            .where(*where)
-            .order_by(*order)
-            .limit(limit * 2)
-        )
-        # The planner, misjudging the per-row key check, may instead collect every match and
-        # sort them (60 ms at 6,000 matches, 2 s at 140,000): many matches were counted, so
-        # the walk is the plan.
-        for setting in _WALK_SETTINGS:
-            conn.exec_driver_sql(f"SET LOCAL {setting} = off")
-        try:
-            fetched = list(conn.execute(stmt))
-        finally:
-            for setting in _WALK_SETTINGS:
-                conn.exec_driver_sql(f"RESET {setting}")
-        seen: set[int] = set()
-        for row in fetched:
-            if row.res_pk not in seen:  # equal values on several index rows of one resource
-                seen.add(row.res_pk)
-                rows.append(row)
-                if len(rows) == limit:
-                    return rows
-        if len(fetched) == limit * 2:  # unusually many duplicates: the general order decides
-            keys = _keys([key])
-            return _ordered(conn, conditions, keys, limit, values, True)
+        stages = [None] if budget is None else sorted({min(WALK_PROBE, budget), budget})
+        for stage in stages:
+            walked = _walk_rows(conn, conditions, key, walk, limit, values, stage)
+            if walked is None:  # unusually many duplicates: the general order decides
+                return _ordered(conn, conditions, _keys([key]), limit, values, True)
+            rows, used_up = walked
+            if len(rows) == limit or not used_up:
+                break  # a full page, or the whole index was read
+            assert budget is not None and stage is not None
+            if stage == budget or 4 * len(rows) * budget < limit * stage:
+                return None
+        if len(rows) == limit:
+            return rows
     missing = [*conditions, key.expr.is_(None)]
     if values is not None and values[0] is None:
         missing.append(R.c.res_pk > values[1])
@@ -289,6 +284,106 @@ def _walked(
         .limit(limit - len(rows))
     )
     return rows + list(conn.execute(stmt).all())
+
+
+def _walk_rows(
+    conn: Connection,
+    conditions: Sequence[Condition],
+    key: SortKey,
+    walk: Walk,
+    limit: int,
+    values: Sequence[Any] | None,
+    budget: int | None,
+) -> tuple[list[Any], bool] | None:
+    """Up to ``limit`` distinct resources from the walk, and whether ``budget`` index rows were
+    read without finding them; None when equal values on several index rows of each resource
+    kept even ``2 * limit`` rows from holding ``limit`` resources."""
+    for fetch in (limit, limit * 2):
+        fetched, used_up = _walk_index(conn, conditions, key, walk, fetch, values, budget)
+        seen: set[int] = set()
+        rows: list[Any] = []
+        for row in fetched:
+            if row.res_pk not in seen:
+                seen.add(row.res_pk)
+                rows.append(row)
+                if len(rows) == limit:
+                    return rows, False
+        if len(fetched) < fetch:
+            return rows, used_up  # the walk ended (index or budget) before the page was full
+    return None
+
+
+def _walk_index(
+    conn: Connection,
+    conditions: Sequence[Condition],
+    key: SortKey,
+    walk: Walk,
+    fetch: int,
+    values: Sequence[Any] | None,
+    budget: int | None,
+) -> tuple[list[Any], bool]:
+    """Up to ``fetch`` matching index rows in key order (a resource may repeat), and whether
+    ``budget`` index rows were read without finding ``fetch`` of them.
+
+    The index rows are read in order (at most ``budget``: a LIMIT under the join), and each is
+    checked on its own: does the resource match, and if so, is this row its sort value (CASE
+    keeps that order: most rows of a rare match fail the first test)? The match test is a
+    correlated EXISTS (OFFSET 0 keeps PostgreSQL from turning it into a join), so every
+    condition is probed for that one resource by its key; as a join the planner may instead
+    hash every match of a condition first (60,000 token rows), whatever the budget.
+    """
+    table = walk.table.alias("sort_walk")
+    column = table.c[walk.column]
+    index_keys = [SortKey(column, key.descending), SortKey(table.c.res_pk, False)]
+    where: list[Condition] = [
+        table.c.res_type.in_(walk.types),
+        table.c.param == walk.code,
+        column.is_not(None),  # never a resource's value; read first by a descending walk
+    ]
+    if values is not None:
+        # The redundant bound lets the index scan start at the boundary row.
+        where.append(column <= values[0] if key.descending else column >= values[0])
+        where.append(_after(index_keys, values, True))
+    # Plain directions: NULLS LAST would keep PostgreSQL from reading the index backwards.
+    order = [column.desc() if key.descending else column.asc(), table.c.res_pk.asc()]
+    index_rows = select(table.c.res_pk, column.label("value")).where(*where).order_by(*order)
+    if budget is not None:
+        index_rows = index_rows.limit(budget)
+    walked = index_rows.subquery("sort_walk_rows")
+    own = walk.table.alias("sort_own")
+    own_column = own.c[walk.column]
+    best = select(func.max(own_column) if key.descending else func.min(own_column)).where(
+        own.c.res_pk == walked.c.res_pk, own.c.param == walk.code
+    )
+    matches = (
+        select(R.c.res_pk).where(R.c.res_pk == walked.c.res_pk, *conditions).offset(0).exists()
+    )
+    found = R.alias("sort_found")
+    stmt = (
+        select(*(found.c[c.name] for c in _COLUMNS), walked.c.value.label("k0"))
+        .add_columns(found.c.res_pk.label("k1"))
+        .select_from(walked.join(found, found.c.res_pk == walked.c.res_pk))
+        .where(case((matches, walked.c.value == best.scalar_subquery()), else_=false()))
+        .order_by(walked.c.value.desc() if key.descending else walked.c.value.asc())
+        .order_by(walked.c.res_pk.asc())
+        .limit(fetch)
+    )
+    # Without a budget (later pages) the planner, misjudging the per-row checks, may instead
+    # collect every match and sort them (60 ms at 6,000 matches, 2 s at 140,000).
+    # One round trip each way (no parameters: psycopg sends several statements at once).
+    conn.exec_driver_sql("; ".join(f"SET LOCAL {name} = {value}" for name, value in _WALK_SETTINGS))
+    try:
+        fetched = list(conn.execute(stmt))
+        exhausted = False
+        if budget is not None and len(fetched) < fetch:
+            # One row more than the walk read: with exactly ``budget`` rows it was complete.
+            read = select(func.count()).select_from(
+                select(table.c.res_pk).where(*where).limit(budget + 1).subquery()
+            )
+            exhausted = int(conn.execute(read).scalar_one()) > budget
+    finally:
+        conn.exec_driver_sql("; ".join(f"RESET {name}" for name, _ in _WALK_SETTINGS))
+    return fetched, exhausted
 
 
 def included(
