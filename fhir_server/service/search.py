@@ -198,14 +198,11 @@ class SearchService:
             total = search_repo.count(conn, conditions)
         elif req.total == "estimate":
             total = search_repo.estimate(conn, conditions)
-        elif req.total is None and not req.page_token:
+        elif req.total is None and not req.page_token and not page.many:
             # Counting 100,000 matches costs more than the page: exact up to a cap, else absent
-            # (as Medplum; clients that need it ask with _total=accurate).
-            cap = self.default_count_cap
-            if page.count_cap == cap:
-                total = page.counted  # counted already, to choose how to sort
-            else:
-                total = search_repo.count(conn, conditions, cap=cap)
+            # (as Medplum; clients that need it ask with _total=accurate). A page the index
+            # walk filled (``many``) is left uncounted.
+            total = search_repo.count(conn, conditions, cap=self.default_count_cap)
         extra = self._includes(conn, req, page.rows, warnings, run.visible)
         return SearchResult(
             page.rows, extra, total, page.next_cursor, page.prev_cursor, used, warnings, req

@@ -37,16 +37,10 @@ class Page:
     rows: list[StoredVersion]
     next_cursor: str | None
     prev_cursor: str | None
-    #: The matches up to ``count_cap`` when the page knows them (None: more, or not counted);
-    #: a first page from the index walk sets ``None`` with the cap, leaving the total absent.
-    counted: int | None = None
-    count_cap: int | None = None
+    #: A first page filled by the index walk: the matches are many and were not counted, so a
+    #: default total stays absent rather than counting them all (``_total`` still counts).
+    many: bool = False
 
-
-#: The default ``total`` counts up to this many matches (``SearchService.default_count_cap``);
-#: a first page that came from the index walk reports ``counted=None`` with this cap, so that
-#: the total stays absent instead of counting every match.
-WALK_ABOVE = 1000
 
 #: A first page of a one-key sort reads at most this many rows of the key's index in order
 #: (PostgreSQL). A full page among them means the matches are common and the page is done;
@@ -174,8 +168,7 @@ def page(
     """One page in keyset order: writes by others never shift it (inserts land in order)."""
     keys = _keys(sort)
     forward, walks = True, False
-    counted: int | None = None
-    walk_cap: int | None = None
+    many = False
     values: list[Any] | None = None
     if cursor:
         values, direction, walks = decode_cursor(cursor)
@@ -190,8 +183,7 @@ def page(
         budget = WALK_BUDGET if cursor is None else None
         rows = _walked(conn, conditions, sort[0], walk, count_ + 1, values, budget)
         walks = rows is not None
-        if walks and cursor is None and len(rows or ()) > count_:
-            counted, walk_cap = None, WALK_ABOVE  # many matches, not counted: total stays absent
+        many = walks and cursor is None and len(rows or ()) > count_
     if rows is None:
         rows = _ordered(conn, conditions, keys, count_ + 1, values, forward)
     more = len(rows) > count_
@@ -207,7 +199,7 @@ def page(
     has_prev = (bool(cursor) if forward else more) and bool(rows)
     next_cursor = _encode(boundary(rows[-1]), "next", walks) if has_next and rows else None
     prev_cursor = _encode(boundary(rows[0]), "prev", walks) if has_prev else None
-    return Page(stored, next_cursor, prev_cursor, counted, walk_cap)
+    return Page(stored, next_cursor, prev_cursor, many)
 
 
 def _ordered(

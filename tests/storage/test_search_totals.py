@@ -63,16 +63,16 @@ def test_total_none_leaves_it_out(tagged: tuple[ResourceService, str]) -> None:
     assert _search(service, tag, ("_total", "none")) is None
 
 
-@pytest.mark.parametrize("walk_above", [1000, 2], ids=["per-match-keys", "index-walk"])
+@pytest.mark.parametrize("budget", [0, 5000], ids=["per-match-keys", "index-walk"])
 @pytest.mark.parametrize("order", ["-date", "date"])
 def test_sorted_pages_neither_skip_nor_repeat(
     tagged: tuple[ResourceService, str],
     monkeypatch: pytest.MonkeyPatch,
-    walk_above: int,
+    budget: int,
     order: str,
 ) -> None:
     service, tag = tagged
-    monkeypatch.setattr(search_repo, "WALK_ABOVE", walk_above)
+    monkeypatch.setattr(search_repo, "WALK_BUDGET", budget)
     seen: list[str] = []
     token = None
     while True:
@@ -91,7 +91,7 @@ def test_sorted_pages_neither_skip_nor_repeat(
 
 
 def test_index_walk_lists_resources_without_a_value_last(
-    tagged: tuple[ResourceService, str], monkeypatch: pytest.MonkeyPatch
+    tagged: tuple[ResourceService, str],
 ) -> None:
     service, tag = tagged
     code = tag.split("|")[1]
@@ -107,7 +107,6 @@ def test_index_walk_lists_resources_without_a_value_last(
         ).stored.id
         for _ in range(2)
     ]
-    monkeypatch.setattr(search_repo, "WALK_ABOVE", 2)
     seen: list[str] = []
     token = None
     while True:
