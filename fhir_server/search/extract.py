@@ -106,6 +106,11 @@ class QuantityValue(NamedTuple):
     unit: str | None
 
 
+#: ``target_type`` of a reference to a contained resource (``#id``; ``target_id`` is the id):
+#: no resource has this type, so only chains into contained resources look for it.
+CONTAINED_TARGET = "#"
+
+
 class ReferenceValue(NamedTuple):
     param: str
     target_type: str | None
@@ -505,7 +510,9 @@ def _reference(code: str, value: Any, out: list[Any]) -> None:
     declared = declared.rsplit("/", 1)[-1] if declared else None
     if ref is not None:
         parsed = split_reference(ref)
-        if parsed is None:  # contained (#id): not searchable by reference
+        if parsed is None:
+            if ref.startswith("#") and len(ref) > 1:  # a contained resource: for chains
+                out.append(ReferenceValue(code, CONTAINED_TARGET, ref[1:]))
             return
         target = parsed.type or declared
         out.append(

@@ -32,7 +32,13 @@ from sqlalchemy import (
 from fhir_server.fhir.outcomes import FhirError
 from fhir_server.search.contained import ID_PARAM as CONTAINED_ID
 from fhir_server.search.contained import PREFIX as CONTAINED_PREFIX
-from fhir_server.search.extract import MAX_DATE, date_range, normalize, number_range
+from fhir_server.search.extract import (
+    CONTAINED_TARGET,
+    MAX_DATE,
+    date_range,
+    normalize,
+    number_range,
+)
 from fhir_server.search.registry import Registry, SearchParam
 from fhir_server.search.request import Filter, Link, split_prefix, split_unescaped, unescape
 from fhir_server.storage.schema import resources
@@ -183,6 +189,43 @@ class QueryBuilder:
             ref_rows.c.res_type.in_(scope.types),
             ref_rows.c.param == self.prefix + link.code,
             tuple_(ref_rows.c.target_type, ref_rows.c.target_id).in_(matching),
+        )
+        if self.contained:
+            return scope.pk.in_(sub)
+        return or_(scope.pk.in_(sub), self._chain_contained(scope, link.code, targets, rest, leaf))
+
+    def _chain_contained(
+        self,
+        scope: Scope,
+        code: str,
+        targets: tuple[str, ...],
+        rest: tuple[Link, ...],
+        leaf: Filter,
+    ) -> Condition:
+        """The chain's first link into a contained resource (R4: chains are evaluated inside
+        contained resources): a local reference ``#id`` to a contained resource of a target
+        type whose container holds a contained resource meeting the rest of the chain."""
+        inside = QueryBuilder(self.registry, self.base_url, self.visible, contained=True)
+        holder = resources.alias()
+        held = Scope(holder, targets)
+        cond = inside._chain(held, rest, leaf) if rest else inside._plain(held, leaf)
+        local, ids = idx_reference.alias(), idx_token.alias()
+        named = (
+            select(ids.c.res_pk)
+            .where(
+                ids.c.res_pk == local.c.res_pk,
+                ids.c.res_type.in_(targets),
+                ids.c.param == CONTAINED_ID,
+                ids.c.code == local.c.target_id,
+            )
+            .exists()
+        )
+        sub = select(local.c.res_pk).where(
+            local.c.target_type == CONTAINED_TARGET,
+            local.c.res_type.in_(scope.types),
+            local.c.param == code,
+            named,
+            local.c.res_pk.in_(select(holder.c.res_pk).where(cond)),
         )
         return scope.pk.in_(sub)
 

@@ -338,13 +338,14 @@ def test_reference_by_identifier_only() -> None:
     assert row == ReferenceValue("subject", "Patient", None, None, None, "urn:ssn", "1")
 
 
-def test_contained_reference_is_not_indexed() -> None:
+def test_contained_reference_is_kept_for_chains_only() -> None:
     obs = {
         "resourceType": "Observation",
         "contained": [{"resourceType": "Patient", "id": "p"}],
         "subject": {"reference": "#p"},
     }
-    assert rows(extract(obs), "subject") == []
+    row = one(extract(obs), "subject")
+    assert (row.target_type, row.target_id, row.url) == ("#", "p", None)
 
 
 def test_absolute_reference_to_this_server_is_stored_as_local() -> None:

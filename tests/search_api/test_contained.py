@@ -149,3 +149,32 @@ def test_an_update_that_drops_the_contained_resource_drops_its_index(
     plain = {"resourceType": "Observation", "id": rid, "status": "final", "code": {"text": "x"}}
     assert fhir.put(f"Observation/{rid}", json=plain).status_code == 200
     assert _ids(fhir, "Patient", family=family, _contained="true") == set()
+
+
+def test_a_chain_reaches_into_contained_resources(
+    fhir: httpx.Client, world: dict[str, str]
+) -> None:
+    found = _ids(fhir, "MedicationRequest", **{"medication.code": world["code"]})
+    assert found == {world["request"]}
+    chained = {"subject:Patient.family": world["family"]}
+    assert _ids(fhir, "Observation", **chained) == {world["observation"]}
+    assert _ids(fhir, "Observation", **{"subject:Patient.family": "nobody"}) == set()
+
+
+def test_a_chain_into_a_contained_resource_needs_the_referenced_one(fhir: httpx.Client) -> None:
+    """The container holds a matching Patient, but its subject is another contained one."""
+    family = f"Other{uuid.uuid4().hex[:6]}"
+    _create(
+        fhir,
+        {
+            "resourceType": "Observation",
+            "status": "final",
+            "code": {"text": "x"},
+            "contained": [
+                {"resourceType": "Group", "id": "g", "type": "person", "actual": True},
+                {"resourceType": "Patient", "id": "p", "name": [{"family": family}]},
+            ],
+            "subject": {"reference": "#g"},
+        },
+    )
+    assert _ids(fhir, "Observation", **{"subject:Patient.family": family}) == set()
