@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy import (
     ColumnElement,
     FromClause,
+    Select,
     Table,
     and_,
     false,
@@ -27,6 +28,7 @@ from sqlalchemy import (
     select,
     true,
     tuple_,
+    union,
 )
 
 from fhir_server.fhir.outcomes import FhirError
@@ -192,7 +194,9 @@ class QueryBuilder:
         )
         if self.contained:
             return scope.pk.in_(sub)
-        return or_(scope.pk.in_(sub), self._chain_contained(scope, link.code, targets, rest, leaf))
+        # One IN over a UNION, not an OR of two: the planner keeps the semi-join.
+        held = self._chain_contained(scope, link.code, targets, rest, leaf)
+        return scope.pk.in_(union(sub, held))
 
     def _chain_contained(
         self,
@@ -201,10 +205,11 @@ class QueryBuilder:
         targets: tuple[str, ...],
         rest: tuple[Link, ...],
         leaf: Filter,
-    ) -> Condition:
+    ) -> Select[Any]:
         """The chain's first link into a contained resource (R4: chains are evaluated inside
         contained resources): a local reference ``#id`` to a contained resource of a target
-        type whose container holds a contained resource meeting the rest of the chain."""
+        type whose container holds a contained resource meeting the rest of the chain (the
+        keys of the resources holding such a reference)."""
         inside = QueryBuilder(self.registry, self.base_url, self.visible, contained=True)
         holder = resources.alias()
         held = Scope(holder, targets)
@@ -220,14 +225,13 @@ class QueryBuilder:
             )
             .exists()
         )
-        sub = select(local.c.res_pk).where(
+        return select(local.c.res_pk).where(
             local.c.target_type == CONTAINED_TARGET,
             local.c.res_type.in_(scope.types),
             local.c.param == code,
             named,
             local.c.res_pk.in_(select(holder.c.res_pk).where(cond)),
         )
-        return scope.pk.in_(sub)
 
     def _uncontained(self) -> QueryBuilder:
         """The builder for what a chain reaches: resources themselves, not contained ones."""
