@@ -208,16 +208,17 @@ def _stored_ids(service: ResourceService, resource_type: str) -> set[str]:
 
 
 def _backfill_new_parameters(service: ResourceService, stored_before: set[str]) -> None:
-    """A program SearchParameter stored for the first time (a database written by an older
-    version): index what was written before it, once."""
+    """A program SearchParameter stored for the first time on a database that already holds
+    resources of its base (written by an older version): index those resources, once."""
     bases = {
         base
         for sp in profile_registry().resources
         if sp["resourceType"] == "SearchParameter" and sp["id"] not in stored_before
         for base in sp.get("base", [])
     }
-    if not bases or not stored_before:
-        return  # a fresh database: nothing was written without them
     for base in sorted(bases):
+        with service.db.read() as conn:
+            if not repo.current_batch(conn, base, 0, 1):
+                continue  # nothing written without the parameter
         count = service.reindex(base)
         log.info("search parameters backfilled", resource_type=base, resources=count)
