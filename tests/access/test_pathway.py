@@ -66,3 +66,27 @@ def test_program_report_is_for_administrators(world: World) -> None:
 def test_reindex_is_for_administrators(world: World) -> None:
     with world.client("insurer-a") as http:
         assert http.post("ServiceRequest/$reindex").status_code == 403
+
+
+def test_only_the_booked_team_may_amend_the_verdict(world: World) -> None:
+    spec = _case(world)
+    with world.client("clinic-01") as http:
+        first = http.post(
+            f"ServiceRequest/{spec.referral}/$verdict",
+            json=verdict_parameters(),
+            headers=FHIR_JSON,
+        )
+        assert first.status_code == 200, first.text
+    amended = verdict_parameters(outcome="surgery-confirmed", reason="Imaging re-read")
+    path = f"ServiceRequest/{spec.referral}/$amend-verdict"
+    with world.client("clinic-02") as http:
+        assert http.post(path, json=amended, headers=FHIR_JSON).status_code == 404
+    with world.client("clinic-01") as http:
+        assert http.post(path, json=amended, headers=FHIR_JSON).status_code == 200
+
+
+def test_booking_a_case_of_another_client_answers_404(world: World) -> None:
+    spec = _case(world)
+    with world.client("clinic-02") as http:
+        response = http.post(f"ServiceRequest/{spec.referral}/$book", headers=FHIR_JSON)
+    assert response.status_code == 404
