@@ -37,16 +37,24 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.dialects import postgresql, sqlite
 
+from fhir_server.storage import leases
+from fhir_server.storage.leases import CANCELLED as CANCELLED
+from fhir_server.storage.leases import DELIVERED as DELIVERED
+from fhir_server.storage.leases import (
+    ERROR_LENGTH,
+    delivered,
+    dialect_insert,
+    failed_attempt,
+    take,
+)
+from fhir_server.storage.leases import FAILED as FAILED
+from fhir_server.storage.leases import PENDING as PENDING
+from fhir_server.storage.leases import STATUSES as STATUSES
 from fhir_server.storage.schema import PkType, metadata
 
-#: Row states: owed, acknowledged (AA/CA), given up (AR, or too many rejections), dropped
-#: (the Endpoint was switched off or deleted before the message could be sent).
-PENDING, DELIVERED, FAILED, CANCELLED = "pending", "delivered", "failed", "cancelled"
-STATUSES = (PENDING, DELIVERED, FAILED, CANCELLED)
-#: Longest error text kept.
-ERROR_LENGTH = 1000
+# Row states (storage/leases.py, re-exported): owed, acknowledged (AA/CA), given up (AR, or
+# too many rejections), dropped (the Endpoint was switched off).
 
 hl7_outbox = Table(
     "hl7_outbox",
@@ -124,12 +132,6 @@ def _row(found: Sequence[object]) -> OutboxRow:
     return OutboxRow(*found)  # type: ignore[arg-type]
 
 
-def _insert(conn: Connection) -> postgresql.Insert | sqlite.Insert:
-    if conn.dialect.name == "postgresql":
-        return postgresql.insert(hl7_outbox)
-    return sqlite.insert(hl7_outbox)
-
-
 def enqueue(conn: Connection, messages: Sequence[NewMessage], when: datetime) -> None:
     """Owe these messages (one already owed for the same version and endpoint is kept)."""
     if not messages:
@@ -152,7 +154,7 @@ def enqueue(conn: Connection, messages: Sequence[NewMessage], when: datetime) ->
         }
         for m in messages
     ]
-    conn.execute(_insert(conn).on_conflict_do_nothing(), rows)
+    conn.execute(dialect_insert(conn, hl7_outbox).on_conflict_do_nothing(), rows)
 
 
 def queued_before(conn: Connection, res_type: str, res_id: str, endpoint_id: str) -> bool:
@@ -200,25 +202,13 @@ def claim(conn: Connection, now: datetime, lease: timedelta, limit: int) -> list
     ids = [int(i) for i in conn.execute(due).scalars()]
     if not ids:
         return []
-    conn.execute(update(t).where(t.c.id.in_(ids)).values(claimed_until=now + lease))
+    take(conn, t, ids, now, lease)
     rows = conn.execute(select(*_COLUMNS).where(t.c.id.in_(ids)).order_by(t.c.id)).all()
     return [_row(r) for r in rows]
 
 
 def mark_delivered(conn: Connection, row_id: int, now: datetime, ack_code: str) -> None:
-    t = hl7_outbox
-    conn.execute(
-        update(t)
-        .where(t.c.id == row_id)
-        .values(
-            status=DELIVERED,
-            attempts=t.c.attempts + 1,
-            ack_code=ack_code,
-            delivered_at=now,
-            claimed_until=None,
-            last_error=None,
-        )
-    )
+    delivered(conn, hl7_outbox, row_id, now, ack_code=ack_code)
 
 
 def mark_failed_attempt(
@@ -232,21 +222,12 @@ def mark_failed_attempt(
 ) -> None:
     """Count a failed attempt (``rejected``: the receiver answered); ``next_attempt`` None
     gives the row up (status failed)."""
-    t = hl7_outbox
-    values: dict[str, object] = {
-        "attempts": t.c.attempts + 1,
-        "last_error": error[:ERROR_LENGTH],
-        "claimed_until": None,
-    }
+    extra: dict[str, object] = {}
     if rejected:
-        values["rejections"] = t.c.rejections + 1
+        extra["rejections"] = hl7_outbox.c.rejections + 1
     if ack_code is not None:
-        values["ack_code"] = ack_code[:2]
-    if next_attempt is None:
-        values["status"] = FAILED
-    else:
-        values["next_attempt"] = next_attempt
-    conn.execute(update(t).where(t.c.id == row_id).values(**values))
+        extra["ack_code"] = ack_code[:2]
+    failed_attempt(conn, hl7_outbox, row_id, error, next_attempt, **extra)
 
 
 def postpone(conn: Connection, row_id: int, next_attempt: datetime, reason: str) -> None:
@@ -260,12 +241,7 @@ def postpone(conn: Connection, row_id: int, next_attempt: datetime, reason: str)
 
 
 def cancel(conn: Connection, row_id: int, reason: str) -> None:
-    t = hl7_outbox
-    conn.execute(
-        update(t)
-        .where(t.c.id == row_id)
-        .values(status=CANCELLED, last_error=reason[:ERROR_LENGTH], claimed_until=None)
-    )
+    leases.cancel(conn, hl7_outbox, row_id, reason)
 
 
 def retry(conn: Connection, row_id: int, now: datetime) -> OutboxRow | None:

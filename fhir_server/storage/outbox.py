@@ -27,16 +27,21 @@ from sqlalchemy import (
     func,
     or_,
     select,
-    update,
 )
-from sqlalchemy.dialects import postgresql, sqlite
 
+from fhir_server.storage import leases
+from fhir_server.storage.leases import CANCELLED as CANCELLED
+from fhir_server.storage.leases import DELIVERED as DELIVERED
+from fhir_server.storage.leases import ERROR_LENGTH as ERROR_LENGTH
+from fhir_server.storage.leases import FAILED as FAILED
+from fhir_server.storage.leases import PENDING as PENDING
+from fhir_server.storage.leases import (
+    delivered,
+    dialect_insert,
+    failed_attempt,
+    take,
+)
 from fhir_server.storage.schema import PkType, metadata
-
-#: Row states: owed, sent (2xx), given up after too many failures, dropped (subscription off).
-PENDING, DELIVERED, FAILED, CANCELLED = "pending", "delivered", "failed", "cancelled"
-#: Longest error text kept (the receiver's answer is cut to this).
-ERROR_LENGTH = 1000
 
 subscription_outbox = Table(
     "subscription_outbox",
@@ -82,12 +87,6 @@ class OutboxRow:
     attempts: int
 
 
-def _insert(conn: Connection, table: Table) -> postgresql.Insert | sqlite.Insert:
-    if conn.dialect.name == "postgresql":
-        return postgresql.insert(table)
-    return sqlite.insert(table)
-
-
 def enqueue(
     conn: Connection,
     subscription_ids: Sequence[str],
@@ -112,12 +111,12 @@ def enqueue(
         }
         for sid in subscription_ids
     ]
-    conn.execute(_insert(conn, subscription_outbox).on_conflict_do_nothing(), rows)
+    conn.execute(dialect_insert(conn, subscription_outbox).on_conflict_do_nothing(), rows)
 
 
 def record_owner(conn: Connection, subscription_id: str, client_id: str, when: datetime) -> None:
     """Keep the first client that wrote this Subscription (later writers do not take it)."""
-    stmt = _insert(conn, subscription_owners).on_conflict_do_nothing()
+    stmt = dialect_insert(conn, subscription_owners).on_conflict_do_nothing()
     conn.execute(
         stmt, {"subscription_id": subscription_id, "client_id": client_id, "created": when}
     )
@@ -149,7 +148,7 @@ def claim(conn: Connection, now: datetime, lease: timedelta, limit: int) -> list
     ids = [int(i) for i in conn.execute(due).scalars()]
     if not ids:
         return []
-    conn.execute(update(t).where(t.c.id.in_(ids)).values(claimed_until=now + lease))
+    take(conn, t, ids, now, lease)
     rows = conn.execute(
         select(t.c.id, t.c.subscription_id, t.c.res_type, t.c.res_id, t.c.version_id, t.c.attempts)
         .where(t.c.id.in_(ids))
@@ -159,44 +158,18 @@ def claim(conn: Connection, now: datetime, lease: timedelta, limit: int) -> list
 
 
 def mark_delivered(conn: Connection, row_id: int, now: datetime) -> None:
-    t = subscription_outbox
-    conn.execute(
-        update(t)
-        .where(t.c.id == row_id)
-        .values(
-            status=DELIVERED,
-            attempts=t.c.attempts + 1,
-            delivered_at=now,
-            claimed_until=None,
-            last_error=None,
-        )
-    )
+    delivered(conn, subscription_outbox, row_id, now)
 
 
 def mark_failed_attempt(
     conn: Connection, row_id: int, error: str, next_attempt: datetime | None
 ) -> None:
     """Count a failed attempt; ``next_attempt`` None gives the row up (status failed)."""
-    t = subscription_outbox
-    values: dict[str, object] = {
-        "attempts": t.c.attempts + 1,
-        "last_error": error[:ERROR_LENGTH],
-        "claimed_until": None,
-    }
-    if next_attempt is None:
-        values["status"] = FAILED
-    else:
-        values["next_attempt"] = next_attempt
-    conn.execute(update(t).where(t.c.id == row_id).values(**values))
+    failed_attempt(conn, subscription_outbox, row_id, error, next_attempt)
 
 
 def cancel(conn: Connection, row_id: int, reason: str) -> None:
-    t = subscription_outbox
-    conn.execute(
-        update(t)
-        .where(t.c.id == row_id)
-        .values(status=CANCELLED, last_error=reason[:ERROR_LENGTH], claimed_until=None)
-    )
+    leases.cancel(conn, subscription_outbox, row_id, reason)
 
 
 @dataclass(frozen=True, slots=True)
