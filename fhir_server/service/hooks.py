@@ -13,7 +13,7 @@ so a rule such as "book an active referral" commits or rolls back with the write
 
 - ``every`` hooks observe each version written, of any type, once the after-hooks settled
   (subscriptions: an outbox row in the same transaction). They must not write resources,
-  and do not count towards ``MAX_AFTER_RUNS``.
+  and do not count towards ``MAX_HOOK_DEPTH``.
 
 Types without hooks cost one dict lookup per write. The service stays usable without any
 hooks (``Hooks()``); the pathway registers its rules with ``fhir_server.pathway.rules``.
@@ -37,8 +37,10 @@ AfterHook = Callable[["Unit", Resource, "Resource | None"], None]
 #: (unit, a version just written as stored), for every resource type.
 EveryHook = Callable[["Unit", Resource], None]
 
-#: An after-hook chain longer than this is a rule that keeps triggering itself.
-MAX_AFTER_RUNS = 10_000
+#: A write made by an after-hook triggered by a write made by an after-hook … this deep is a
+#: rule that keeps triggering itself. Depth, not a count of runs: a 10,000-entry transaction
+#: legitimately runs tens of thousands of hooks, each chain only a few deep.
+MAX_HOOK_DEPTH = 100
 
 
 @dataclass

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -19,7 +20,7 @@ from fhir_server.search.contained import index_values
 from fhir_server.search.program import add_program_parameters
 from fhir_server.search.registry import Registry
 from fhir_server.service.clock import instant, now
-from fhir_server.service.hooks import MAX_AFTER_RUNS, AfterHook, Hooks
+from fhir_server.service.hooks import MAX_HOOK_DEPTH, AfterHook, Hooks
 from fhir_server.service.hooks import default as default_hooks
 from fhir_server.service.search import SearchResult, SearchService
 from fhir_server.service.validation import check_id, check_type, validate_resource
@@ -94,7 +95,9 @@ class Unit:
         #: SearchParameter resources written in this unit, registered once it commits.
         self.pending_parameters: list[dict[str, Any]] = []
         #: After-hooks of the versions written, run by ``finish`` before the commit.
-        self.queued: list[tuple[AfterHook, dict[str, Any], dict[str, Any] | None]] = []
+        #: Each with its depth: 0 for the unit's own writes, n+1 for what a depth-n hook wrote.
+        self.queued: deque[tuple[AfterHook, dict[str, Any], dict[str, Any] | None, int]] = deque()
+        self._depth = -1  # the depth of the after-hook running now (-1: none)
         #: Warnings of rules that ran in this unit (e.g. a referral that could not be booked).
         self.warnings: list[str] = []
         #: Versions written, for the ``every`` hooks (only kept when there are any).
@@ -125,22 +128,31 @@ class Unit:
         before = None
         if previous is not None and previous.content is not None and not previous.deleted:
             before = jsonio.loads_trusted(previous.content)
-        self.queued.extend((hook, doc, before) for hook in hooks)
+        depth = self._depth + 1
+        self.queued.extend((hook, doc, before, depth) for hook in hooks)
 
     def finish(self) -> None:
         """Run the queued after-hooks (and what they queue) inside this transaction."""
-        runs = 0
         while self.queued:
-            hook, doc, before = self.queued.pop(0)
-            runs += 1
-            if runs > MAX_AFTER_RUNS:
+            hook, doc, before, depth = self.queued.popleft()
+            if depth > MAX_HOOK_DEPTH:  # a rule that keeps triggering itself: a server bug
                 raise FhirError(500, "exception", "Pathway rules did not settle; nothing stored")
-            hook(self, doc, before)
+            self._depth = depth
+            try:
+                hook(self, doc, before)
+            finally:
+                self._depth = -1
         for doc in self.written:
             for every in self.hooks.every:
                 every(self, doc)
         self.written.clear()
         self._settle_owed()
+
+    def visible(self, keys: Sequence[tuple[str, str]]) -> set[tuple[str, str]]:
+        """Which of these resources the unit's client may see (all when unrestricted)."""
+        if self.access is None:
+            return set(keys)
+        return access_sql.visible(self.conn, self.access, keys)
 
     def check_visible(self, resource_type: str, resource_id: str) -> None:
         """404 unless the unit's client may see the resource (as if it did not exist)."""
