@@ -16,7 +16,6 @@ from starlette.routing import Route
 from adapters.hl7v2 import http as hl7v2_http
 from adapters.hl7v2.listener import start_mllp
 from adapters.hl7v2.sender import OutboundSender
-from adapters.hl7v2.sender import Policy as OutboundPolicy
 from adapters.insurer.http import routes as insurer_routes
 from fhir_server.api import booking_ops, operations, pathway_ops, profile_ops, rest
 from fhir_server.api.bulk_ops import start_export_worker  # also registers its routes
@@ -31,6 +30,7 @@ from fhir_server.auth.middleware import AuthMiddleware
 from fhir_server.fhir.outcomes import FhirError, Issue
 from fhir_server.logging import get_logger
 from fhir_server.pathway.rules import pathway_hooks
+from fhir_server.polling import RetryPolicy
 from fhir_server.profiles.install import install_conformance
 from fhir_server.profiles.registry import registry as profile_registry
 from fhir_server.service.resources import ResourceService
@@ -42,7 +42,7 @@ from fhir_server.storage.fast_read import AsyncReader
 from fhir_server.subscriptions import api as subscription_ops
 from fhir_server.subscriptions import rules as subscription_rules
 from fhir_server.subscriptions.context import RequestScope
-from fhir_server.subscriptions.worker import DeliveryWorker, Policy
+from fhir_server.subscriptions.worker import DeliveryWorker
 
 log = get_logger(__name__)
 
@@ -93,11 +93,13 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         app.state.export_worker = start_export_worker(app.state.service, settings)
         delivery = None
         if settings.subscription_delivery:
-            delivery = DeliveryWorker(app.state.service, _delivery_policy(settings))
+            delivery = DeliveryWorker(app.state.service, _retry_policy(settings, "subscription"))
             await delivery.start()
         outbound = None
         if settings.hl7_outbound:  # docs/hl7v2-outbound.md
-            outbound = OutboundSender(db, _outbound_policy(settings), app.state.service.clock)
+            outbound = OutboundSender(
+                db, _retry_policy(settings, "hl7_outbound"), app.state.service.clock
+            )
             await outbound.start()
         yield
         if outbound is not None:
@@ -146,26 +148,17 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     return app
 
 
-def _delivery_policy(settings: Settings) -> Policy:
-    return Policy(
-        poll_seconds=settings.subscription_poll_seconds,
-        retry_seconds=settings.subscription_retry_seconds,
-        retry_max_seconds=settings.subscription_retry_max_seconds,
-        max_attempts=settings.subscription_max_attempts,
-        timeout_seconds=settings.subscription_timeout_seconds,
-        lease_seconds=settings.subscription_lease_seconds,
+def _retry_policy(settings: Settings, prefix: str) -> RetryPolicy:
+    """A worker's policy from its ``IVZ_<PREFIX>_*`` settings (same fields for every worker)."""
+    fields = (
+        "poll_seconds",
+        "retry_seconds",
+        "retry_max_seconds",
+        "max_attempts",
+        "timeout_seconds",
+        "lease_seconds",
     )
-
-
-def _outbound_policy(settings: Settings) -> OutboundPolicy:
-    return OutboundPolicy(
-        poll_seconds=settings.hl7_outbound_poll_seconds,
-        retry_seconds=settings.hl7_outbound_retry_seconds,
-        retry_max_seconds=settings.hl7_outbound_retry_max_seconds,
-        max_attempts=settings.hl7_outbound_max_attempts,
-        timeout_seconds=settings.hl7_outbound_timeout_seconds,
-        lease_seconds=settings.hl7_outbound_lease_seconds,
-    )
+    return RetryPolicy(**{f: getattr(settings, f"{prefix}_{f}") for f in fields})
 
 
 def _install_error_handlers(app: FastAPI) -> None:

@@ -26,7 +26,6 @@ from fhir_server.pathway.view import pathway
 from fhir_server.service.clock import instant
 from fhir_server.service.resources import ResourceService
 from fhir_server.service.validation import check_id
-from fhir_server.storage import access_sql
 from fhir_server.storage.repository import StoredVersion
 
 Decide = Callable[[ResourceService, str, Any], VerdictResult]
@@ -84,11 +83,10 @@ async def pathway_bundle(request: Request, resource_id: str) -> Response:
         with service.unit(write=False, access=client) as unit:
             unit.check_visible("ServiceRequest", resource_id)
             found = pathway(unit, resource_id)
-            if client is not None:  # the case is the client's; its parts may not all be
-                keys = [(d.stored.resource_type, d.stored.id) for d in found.documents]
-                seen = access_sql.visible(unit.conn, client, keys)
-                kept = [d for d in found.documents if (d.stored.resource_type, d.stored.id) in seen]
-                found = dataclasses.replace(found, documents=kept)
+            # The case is the client's; its parts may not all be.
+            seen = unit.visible([(d.stored.resource_type, d.stored.id) for d in found.documents])
+            kept = [d for d in found.documents if (d.stored.resource_type, d.stored.id) in seen]
+            return dataclasses.replace(found, documents=kept)
             return found
 
     found = await run_in_threadpool(read)

@@ -69,8 +69,14 @@ def _unpack(payload: Any, resource_type: str) -> tuple[dict[str, Any], list[str]
                 found = parameter.get("resource")
             elif parameter.get("name") == "profile":
                 value = parameter.get("valueUri") or parameter.get("valueCanonical")
-                if isinstance(value, str):
-                    profiles.append(value)
+                if not isinstance(value, str) or not value:
+                    raise FhirError(
+                        400,
+                        "value",
+                        "The 'profile' parameter needs a valueUri or valueCanonical",
+                        ("Parameters.parameter",),
+                    )
+                profiles.append(value)
         if not isinstance(found, dict) or not isinstance(found.get("resourceType"), str):
             raise FhirError(400, "required", "Parameters has no 'resource' to validate")
         resource = found

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -45,25 +45,35 @@ def is_second_opinion(resource: dict[str, Any]) -> bool:
     )
 
 
-def parse_time(text: str) -> datetime | None:
-    """A FHIR date or dateTime as an aware datetime (partial dates: their first moment)."""
-    value = text.strip()
-    if len(value) == 4:
-        value += "-01-01"
-    elif len(value) == 7:
-        value += "-01"
+def parse_time(value: Any) -> datetime | None:
+    """A FHIR date, dateTime or instant as an aware UTC datetime; partial dates and values
+    without a zone are the program's local time (Europe/Berlin): a referral received on
+    2026-03-02 counts from local midnight. The one parser of the pathway (booking, $pathway,
+    the report), so their deadlines and periods agree."""
+    if not isinstance(value, str) or not value.strip():
+        return None
+    text = value.strip()
+    if len(text) == 4:
+        text += "-01-01"
+    elif len(text) == 7:
+        text += "-01"
     try:
-        parsed = datetime.fromisoformat(value)
+        parsed = datetime.fromisoformat(text)
     except ValueError:
         return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=LOCAL)
+    return (parsed if parsed.tzinfo else parsed.replace(tzinfo=LOCAL)).astimezone(UTC)
+
+
+def local_date(value: Any) -> date | None:
+    """The program-local calendar day of a FHIR date/dateTime (report periods)."""
+    when = parse_time(value)
+    return None if when is None else when.astimezone(LOCAL).date()
 
 
 def receipt(referral: dict[str, Any], written: datetime) -> datetime:
     """``authoredOn``, else the time of the write."""
     authored = referral.get("authoredOn")
-    parsed = parse_time(authored) if isinstance(authored, str) else None
-    return (parsed or written).astimezone(UTC)
+    return (parse_time(authored) or written).astimezone(UTC)
 
 
 def reference_id(reference: Any, resource_type: str) -> str | None:

@@ -7,6 +7,7 @@ with ``_include``/``_revinclude`` (a few queries per thousand referrals, never o
 
 from __future__ import annotations
 
+import re
 import statistics
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -15,12 +16,12 @@ from typing import Any
 
 from fhir_server.fhir.outcomes import FhirError
 from fhir_server.pathway.program import BASE, TEAM_SYSTEM
+from fhir_server.pathway.referral import is_second_opinion
 from fhir_server.pathway.view import (
     OBSERVATION_SYSTEM,
     VERDICT_SYSTEM,
     Doc,
     current_appointment,
-    is_second_opinion,
     parse_date,
     receipt_time,
     references,
@@ -60,7 +61,7 @@ def _day(value: str | None, name: str) -> date | None:
     if value is None or value == "":
         return None
     try:
-        if len(value) != 10:
+        if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):  # not 2026-W01-1 and the like
             raise ValueError(value)
         return date.fromisoformat(value)
     except ValueError as exc:

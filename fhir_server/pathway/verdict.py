@@ -58,6 +58,7 @@ class VerdictResult:
 def record_verdict(service: ResourceService, referral_id: str, params: Any) -> VerdictResult:
     """``$verdict``: refuse unless the case may be decided now, then decide it."""
     _check_envelope(params)
+    request = parse_request(params, amend=False)  # a malformed request is 422 in any state
     with service.unit() as unit:
         case = _locked_case(unit, referral_id)
         _check_state(case)
@@ -68,7 +69,6 @@ def record_verdict(service: ResourceService, referral_id: str, params: Any) -> V
                 f"A verdict ({case.verdicts[0].ref}) is already recorded for "
                 f"{case.referral.ref}; correct it with $amend-verdict",
             )
-        request = parse_request(params, amend=False)
         team = resolve_team(unit, request.team)
         verdict_id = new_id()
         verdict = _verdict(case, request, team, verdict_id, unit, "final")
@@ -81,6 +81,7 @@ def record_verdict(service: ResourceService, referral_id: str, params: Any) -> V
 def amend_verdict(service: ResourceService, referral_id: str, params: Any) -> VerdictResult:
     """``$amend-verdict``: a new version of the verdict (status amended) and a revised plan."""
     _check_envelope(params)
+    request = parse_request(params, amend=True)
     with service.unit() as unit:
         case = _locked_case(unit, referral_id)
         _check_state(case)
@@ -90,7 +91,6 @@ def amend_verdict(service: ResourceService, referral_id: str, params: Any) -> Ve
                 "business-rule",
                 f"No verdict is recorded for {case.referral.ref}; record one with $verdict",
             )
-        request = parse_request(params, amend=True)
         team = resolve_team(unit, request.team)
         current = case.verdicts[0]
         verdict = _verdict(case, request, team, current.stored.id, unit, "amended")

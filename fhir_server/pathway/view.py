@@ -14,8 +14,9 @@ from typing import Any
 
 from fhir_server.fhir import jsonio
 from fhir_server.fhir.outcomes import FhirError
-from fhir_server.pathway.program import BASE, SNOMED, V2_0336
+from fhir_server.pathway.program import BASE
 from fhir_server.pathway.program import EXT_WITHIN_48H as BOOKING_WITHIN_URL
+from fhir_server.pathway.referral import is_second_opinion, local_date, parse_time
 from fhir_server.service.clock import instant
 from fhir_server.service.resources import Unit
 from fhir_server.storage.repository import StoredVersion
@@ -61,41 +62,12 @@ def has_coding(concept: Any, system: str, code: str) -> bool:
     )
 
 
-def is_second_opinion(referral: dict[str, Any]) -> bool:
-    """Intent order, category SNOMED 3457005, reasonCode v2-0336 S or code SNOMED 11429006."""
-    if referral.get("resourceType") != "ServiceRequest" or referral.get("intent") != "order":
-        return False
-    if not any(has_coding(c, SNOMED, "3457005") for c in referral.get("category") or []):
-        return False
-    reasons = referral.get("reasonCode") or []
-    return any(has_coding(c, V2_0336, "S") for c in reasons) or has_coding(
-        referral.get("code"), SNOMED, "11429006"
-    )
-
-
 def is_verdict(observation: dict[str, Any]) -> bool:
     return has_coding(observation.get("code"), OBSERVATION_SYSTEM, "verdict")
 
 
-def parse_time(value: Any) -> datetime | None:
-    """A FHIR date/dateTime/instant as an aware UTC datetime (partial dates: their start)."""
-    if not isinstance(value, str) or not value:
-        return None
-    text = value
-    if len(text) == 4:
-        text += "-01-01"
-    elif len(text) == 7:
-        text += "-01"
-    try:
-        parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).astimezone(UTC)
-
-
 def parse_date(value: Any) -> date | None:
-    when = parse_time(value)
-    return None if when is None else when.date()
+    return local_date(value)
 
 
 def receipt_time(referral: Doc) -> datetime:

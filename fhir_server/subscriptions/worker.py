@@ -53,7 +53,7 @@ class Notification:
 class DeliveryWorker(PollingWorker):
     name = "subscription-delivery"
 
-    def __init__(self, service: ResourceService, policy: Policy | None = None) -> None:
+    def __init__(self, service: ResourceService, policy: RetryPolicy | None = None) -> None:
         self.service = service
         self.policy = policy or Policy()
         super().__init__(self.policy.poll_seconds)

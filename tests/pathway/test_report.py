@@ -195,7 +195,7 @@ def test_svg_is_xml_with_one_row_per_team_and_escaped_names(dataset: ResourceSer
     assert len(root.findall("{http://www.w3.org/2000/svg}g")) == 3
 
 
-@pytest.mark.parametrize("start", ["2026-3-1", "yesterday", "2026-02-30"])
+@pytest.mark.parametrize("start", ["2026-3-1", "yesterday", "2026-02-30", "2026-W01-1"])
 def test_malformed_period_is_refused(start: str) -> None:
     with pytest.raises(FhirError) as caught:
         parse_period(start, None)

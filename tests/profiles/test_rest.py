@@ -155,3 +155,12 @@ def test_index_page_lists_every_profile(client: httpx.Client, server_base: str) 
     assert sd.json()["url"] == f"{BASE}/StructureDefinition/ivz-odi"
     assert httpx.get(f"{root}/profiles/index.html").text == page.text
     assert httpx.get(f"{root}/profiles/..%2Fpyproject.toml").status_code == 404
+
+
+def test_a_profile_parameter_without_a_uri_is_refused(client: httpx.Client) -> None:
+    resource = example(next(iter(EXAMPLE_OF)))
+    body = _parameters(resource)
+    body["parameter"].append({"name": "profile", "valueString": "ivz-verdict"})
+    r = _validate(client, body, f"/{resource['resourceType']}/$validate")
+    assert r.status_code == 400, r.text
+    assert "profile" in r.text

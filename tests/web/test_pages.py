@@ -68,10 +68,15 @@ def test_the_report_figure_draws_confirmed_and_not_confirmed_bars(
     svg = page.locator("svg")
     box = svg.bounding_box()
     assert box is not None and box["width"] > 300 and box["height"] > 100
-    widths = page.eval_on_selector_all(
-        "svg rect", "rects => rects.map(r => r.getBoundingClientRect().width)"
+    # Bars carry a <title> ("…: N confirmed (…)"); the background and legend squares do not.
+    bars = page.eval_on_selector_all(
+        "svg rect",
+        "rects => rects.filter(r => r.querySelector('title'))"
+        ".map(r => [r.querySelector('title').textContent, r.getBoundingClientRect().width])",
     )
-    assert sum(1 for w in widths if w > 0) >= 2  # at least one confirmed and one not bar
+    drawn = [title for title, width in bars if width > 0]
+    assert any(" confirmed (" in t and "not confirmed" not in t for t in drawn), drawn
+    assert any("not confirmed" in t for t in drawn), drawn
     labels = page.eval_on_selector_all("svg text", "ts => ts.map(t => t.textContent)")
     assert any("team-" in label for label in labels)
     shot = tmp_path / "report.png"
