@@ -387,6 +387,7 @@ EXTRA_NAMES = {
     # The program's own CodeSystems (docs/pathway.md), as clinics name them in CWE-3.
     "IVZOBS": "https://ivz-bridge.example/fhir/CodeSystem/ivz-observation",
     "IVZMPSS": "https://ivz-bridge.example/fhir/CodeSystem/ivz-mpss-stage",
+    "IVZVERDICT": "https://ivz-bridge.example/fhir/CodeSystem/ivz-verdict",
 }
 
 

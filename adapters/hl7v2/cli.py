@@ -307,6 +307,13 @@ def outbox(
             if before.status == hl7_outbox.DELIVERED:
                 console.print(f"[red]row {retry} was delivered already; not sent again[/red]")
                 raise typer.Exit(1)
+            with db.read() as conn:
+                if hl7_outbox.superseded(conn, before):
+                    console.print(
+                        f"[red]row {retry} is superseded by a later version of "
+                        f"{before.res_type}/{before.res_id}; not sent again[/red]"
+                    )
+                    raise typer.Exit(1)
             console.print(f"row {retry}: {before.status} -> pending (due now)")
             return
         if show is not None:

@@ -176,8 +176,10 @@ class OutboundSender(PollingWorker):
                 payload = await client.request(job.row.message, timeout)
         except TimeoutError:
             return Result(False, f"no ACK from {job.host}:{job.port} within {timeout:g} s")
-        except (OSError, ValueError) as exc:  # ConnectionError is an OSError
+        except OSError as exc:  # ConnectionError is an OSError
             return Result(False, f"{job.host}:{job.port}: {_text(exc)}")
+        except ValueError as exc:  # an answer that is no MLLP frame (or too large): a rejection
+            return Result(False, f"{job.host}:{job.port}: {_text(exc)}", rejected=True)
         return judge(job.row, payload)
 
     def _record(self, row: OutboxRow, result: Result) -> None:

@@ -24,6 +24,7 @@ class RulesError(ValueError):
 class Rules:
     unrestricted_kinds: frozenset[str]
     open_types: frozenset[str]
+    admin_written_types: frozenset[str]
     insurer_attribute: str
     payor_identifier_system: str
     based_on_param: str
@@ -62,7 +63,8 @@ def parse(data: Any) -> Rules:
         raise RulesError("access rules: expected a mapping")
     known = resource_types()
     open_types = _strings(data, "open_types")
-    unknown = sorted(t for t in open_types if t not in known)
+    admin_written = _strings(data, "admin_written_types")
+    unknown = sorted(t for t in (*open_types, *admin_written) if t not in known)
     if unknown:
         raise RulesError(f"access rules: unknown resource types {unknown}")
     insurer, case = _section(data, "insurer"), _section(data, "case")
@@ -70,6 +72,7 @@ def parse(data: Any) -> Rules:
     return Rules(
         unrestricted_kinds=frozenset(_strings(data, "unrestricted_kinds")),
         open_types=frozenset(open_types),
+        admin_written_types=frozenset(admin_written),
         insurer_attribute=_text(insurer, "attribute"),
         payor_identifier_system=_text(insurer, "payor_identifier_system"),
         based_on_param=_text(case, "based_on_param"),

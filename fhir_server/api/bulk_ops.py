@@ -147,8 +147,11 @@ async def _body_pairs(request: Request) -> list[tuple[str, str]]:
     params = parse_resource(raw, body_format(request))
     if not isinstance(params, dict) or params.get("resourceType") != "Parameters":
         raise FhirError(400, "invalid", "POST $export takes a Parameters resource")
+    parameters = params.get("parameter") or []
+    if not isinstance(parameters, list) or not all(isinstance(p, dict) for p in parameters):
+        raise FhirError(400, "invalid", "Parameters.parameter must be a list of parameters")
     pairs: list[tuple[str, str]] = []
-    for param in params.get("parameter", []):
+    for param in parameters:
         values = [v for k, v in param.items() if k.startswith("value") and isinstance(v, str)]
         if "name" not in param or len(values) != 1:
             raise FhirError(400, "invalid", "Each $export parameter needs a name and one value")

@@ -38,8 +38,8 @@ def _guard(request: Request) -> None:
 async def _synced(request: Request) -> Database:
     """Commit what this process queued so far: a search sees every earlier request."""
     writer: AuditWriter | None = getattr(request.app.state, "audit", None)
-    if writer is not None:
-        await run_in_threadpool(writer.sync)
+    if writer is not None and not await run_in_threadpool(writer.sync):
+        raise FhirError(503, "transient", "The audit trail is not written yet; try again")
     db: Database = request.app.state.db
     return db
 

@@ -35,6 +35,8 @@ def parse(
             count = min(max(_int(name, value), 1), max_count)
         elif name == "_cursor":
             cursor = _int(name, value)
+            if cursor >= 2**63:
+                raise FhirError(400, "value", "Invalid _cursor", ("_cursor",))
         else:
             raise FhirError(400, "not-supported", f"Unknown AuditEvent search parameter '{name}'")
     return AuditQuery(recorded=tuple(dates), **fields), count, cursor
@@ -59,7 +61,10 @@ def _int(name: str, value: str) -> int:
 def _date(value: str) -> list[tuple[str, datetime]]:
     prefix = value[:2] if value[:2] in _PREFIXES else "eq"
     text = value[2:] if value[:2] in _PREFIXES else value
-    start, end = _range(text)
+    try:
+        start, end = _range(text)
+    except (ValueError, OverflowError) as exc:  # year 0000, or a range past 9999-12-31
+        raise FhirError(400, "value", f"Invalid date '{text[:40]}'", ("date",)) from exc
     if prefix == "ge":
         return [(">=", start)]
     if prefix == "gt":

@@ -6,16 +6,20 @@ libraries and expect that shape.
 
 from __future__ import annotations
 
+from urllib.parse import parse_qsl
+
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from fhir_server.api.http import read_body
 from fhir_server.auth import scopes
 from fhir_server.auth.assertion import AssertionRejected, JwksCache, authenticate
 from fhir_server.auth.principal import Principal
 from fhir_server.auth.tokens import ServerKey, load_key, mint
 from fhir_server.auth.urls import TOKEN_PATH, audience, token_url
+from fhir_server.fhir.outcomes import FhirError
 from fhir_server.settings import Settings
 
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
@@ -55,8 +59,11 @@ async def token(request: Request) -> JSONResponse:
     media = (request.headers.get("content-type") or "").split(";")[0].strip().lower()
     if media != "application/x-www-form-urlencoded":
         return oauth_error(400, "invalid_request", "Use application/x-www-form-urlencoded")
-    form = await request.form()
-    fields = {k: v for k, v in form.items() if isinstance(v, str)}
+    try:  # the body itself is capped: a chunked request has no Content-Length to check
+        raw = await read_body(request, _MAX_FORM_BYTES)
+    except FhirError:
+        return oauth_error(400, "invalid_request", "The request is too large")
+    fields = dict(parse_qsl(raw.decode("utf-8", "replace"), keep_blank_values=True))
     if fields.get("grant_type") != "client_credentials":
         return oauth_error(400, "unsupported_grant_type", "Only client_credentials is supported")
     assertion = fields.get("client_assertion")

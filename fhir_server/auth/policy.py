@@ -46,6 +46,9 @@ OPERATIONS: dict[str, Callable[[str], list[Need]]] = {
     "$program-report": lambda t: _READ_ANY,
     "$everything": lambda t: [("Patient", "r"), ("*", "s")],
     "$export": lambda t: _READ_ANY,
+    # polling and fetching a job's files: the job itself is checked against its owner
+    "$export-status": lambda t: _READ_ANY,
+    "$export-file": lambda t: _READ_ANY,
     "$reindex": lambda t: _ALL,
 }
 _OPEN_PREFIXES = ("/healthz", "/.well-known/", "/auth/", "/profiles")

@@ -14,6 +14,7 @@ import jsonpatch
 from starlette.concurrency import run_in_threadpool
 
 from fhir_server.access.policy import Access
+from fhir_server.access.rules import rules
 from fhir_server.fhir import jsonio
 from fhir_server.fhir.outcomes import FhirError, gone, not_found
 from fhir_server.search.contained import index_values
@@ -162,10 +163,18 @@ class Unit:
         if key not in access_sql.visible(self.conn, self.access, [key]):
             raise not_found(resource_type, resource_id)
 
+    def check_writable(self, resource_type: str) -> None:
+        """403 for configuration only unrestricted clients change (access rules)."""
+        if self.access is not None and resource_type in rules().admin_written_types:
+            raise FhirError(
+                403, "forbidden", f"{resource_type} resources are written by administrators"
+            )
+
     def check_visible_if_exists(self, resource_type: str, resource_id: str) -> None:
         """``check_visible`` for an update or delete that may also create or do nothing."""
         if self.access is None:
             return
+        self.check_writable(resource_type)
         current = repo.get_current(self.conn, resource_type, resource_id)
         if current is not None:
             self.check_visible(resource_type, resource_id)
@@ -173,6 +182,7 @@ class Unit:
     def owe_visible(self, stored: StoredVersion) -> None:
         """The client wrote this: it must be within its access when the unit ends."""
         if self.access is not None and not stored.deleted:
+            self.check_writable(stored.resource_type)
             self.owed.append((stored.resource_type, stored.id))
 
     def _settle_owed(self) -> None:
@@ -633,6 +643,7 @@ class ResourceService:
             existing = u.find_one(resource_type, query, "Conditional delete")
             if existing is None:
                 return None
+            u.check_writable(resource_type)
             return u.delete(resource_type, existing.id)
 
     def conditional_patch(

@@ -83,6 +83,14 @@ class AuditQuery:
     recorded: tuple[tuple[str, datetime], ...] = ()
 
 
+def _text(value: str, size: int) -> str:
+    """Storable text: a request can carry NUL (PostgreSQL refuses it in text) or a lone
+    surrogate (no encoding takes it); either would make the batch fail for ever."""
+    cleaned = value.replace("\x00", "\ufffd")
+    cleaned = cleaned.encode("utf-8", "replace").decode("utf-8")
+    return cleaned[:size]
+
+
 def insert_events(conn: Connection, rows: Sequence[AuditRow]) -> None:
     """Append a batch (one executemany per table)."""
     if not rows:
@@ -93,19 +101,19 @@ def insert_events(conn: Connection, rows: Sequence[AuditRow]) -> None:
             {
                 "event_id": r.event_id,
                 "recorded": r.recorded,
-                "client": r.client[:255],
+                "client": _text(r.client, 255),
                 "subtype": r.subtype,
                 "action": r.action,
                 "outcome": r.outcome,
                 "status": r.status,
-                "entity": r.references[0][:255] if r.references else None,
+                "entity": _text(r.references[0], 255) if r.references else None,
                 "content": r.content,
             }
             for r in rows
         ],
     )
     entities = [
-        {"event_id": r.event_id, "reference": ref[:255]} for r in rows for ref in r.references
+        {"event_id": r.event_id, "reference": _text(ref, 255)} for r in rows for ref in r.references
     ]
     if entities:
         conn.execute(insert(audit_entities), entities)

@@ -244,18 +244,32 @@ def cancel(conn: Connection, row_id: int, reason: str) -> None:
     leases.cancel(conn, hl7_outbox, row_id, reason)
 
 
+def superseded(conn: Connection, row: OutboxRow) -> bool:
+    """A later version of the same resource is owed or went to the same endpoint: sending
+    this one now would put a superseded verdict after its correction."""
+    t = hl7_outbox
+    stmt = select(t.c.id).where(
+        t.c.res_type == row.res_type,
+        t.c.res_id == row.res_id,
+        t.c.endpoint_id == row.endpoint_id,
+        t.c.version_id > row.version_id,
+        t.c.status.in_((PENDING, DELIVERED)),
+    )
+    return conn.execute(stmt.limit(1)).first() is not None
+
+
 def retry(conn: Connection, row_id: int, now: datetime) -> OutboxRow | None:
     """Owe a failed or cancelled row again, due now, with a fresh budget of rejections.
 
-    Returns the row as it was (None: unknown). A delivered row is left as it is; a pending
-    one only becomes due now.
+    Returns the row as it was (None: unknown). A delivered row, and one a later version
+    supersedes (``superseded``), are left as they are; a pending one only becomes due now.
     """
     t = hl7_outbox
     found = conn.execute(select(*_COLUMNS).where(t.c.id == row_id).with_for_update()).first()
     if found is None:
         return None
     row = _row(found)
-    if row.status == DELIVERED:
+    if row.status == DELIVERED or superseded(conn, row):
         return row
     # claimed_until stays: a row being sent right now is not sent twice at once
     conn.execute(

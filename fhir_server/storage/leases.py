@@ -38,7 +38,7 @@ def delivered(conn: Connection, table: Table, row_id: int, now: datetime, **extr
     """The receiver acknowledged the row."""
     conn.execute(
         update(table)
-        .where(table.c.id == row_id)
+        .where(table.c.id == row_id, table.c.status == PENDING)
         .values(
             status=DELIVERED,
             attempts=table.c.attempts + 1,
@@ -69,13 +69,16 @@ def failed_attempt(
         values["status"] = FAILED
     else:
         values["next_attempt"] = next_attempt
-    conn.execute(update(table).where(table.c.id == row_id).values(**values))
+    # Only a row still owed: a worker whose lease ran out must not undo a later result.
+    conn.execute(
+        update(table).where(table.c.id == row_id, table.c.status == PENDING).values(**values)
+    )
 
 
 def cancel(conn: Connection, table: Table, row_id: int, reason: str) -> None:
     """The row is no longer wanted (its subscription or endpoint was switched off)."""
     conn.execute(
         update(table)
-        .where(table.c.id == row_id)
+        .where(table.c.id == row_id, table.c.status == PENDING)
         .values(status=CANCELLED, last_error=reason[:ERROR_LENGTH], claimed_until=None)
     )

@@ -68,6 +68,14 @@ def parse_headers(headers: Any) -> tuple[tuple[str, str], ...]:
                 f"Subscription.channel.header '{str(text)[:80]}' is not 'Name: value'",
                 "Subscription.channel.header",
             )
+        try:
+            (name + value).encode("latin-1")
+        except UnicodeEncodeError:
+            raise _invalid(
+                f"Subscription.channel.header '{str(text)[:80]}' is not sendable: HTTP header "
+                "values are ISO-8859-1",
+                "Subscription.channel.header",
+            ) from None
         out.append((name.strip(), value.strip()))
     return tuple(out)
 

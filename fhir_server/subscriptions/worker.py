@@ -114,7 +114,7 @@ class DeliveryWorker(PollingWorker):
         try:
             answer = await self._http.post(note.spec.endpoint, content=note.body, headers=headers)
             error = None if answer.is_success else f"HTTP {answer.status_code}: {answer.text[:200]}"
-        except httpx.HTTPError as exc:
+        except Exception as exc:  # any fault is a failed attempt, counted: never a silent loop
             error = f"{type(exc).__name__}: {exc}"[:300]
         if error is None:
             await run_in_threadpool(

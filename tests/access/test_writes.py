@@ -131,3 +131,26 @@ def test_a_client_without_its_attribute_sees_only_directory_data(world: World) -
         assert http.get("Patient/p1").status_code == 404
         assert http.get("Patient").json().get("entry", []) == []
         assert http.get("Organization/ins-a").status_code == 200
+
+
+def test_restricted_clients_do_not_write_endpoints(world: World) -> None:
+    """An Endpoint decides where verdicts are sent: administrators configure it."""
+    endpoint = {
+        "resourceType": "Endpoint",
+        "status": "active",
+        "connectionType": {
+            "system": "http://terminology.hl7.org/CodeSystem/endpoint-connection-type",
+            "code": "hl7v2-mllp",
+        },
+        "payloadType": [{"text": "ORU^R01"}],
+        "address": "mllp://attacker.example:2575",
+    }
+    with world.client("team-01") as http:
+        assert http.post("Endpoint", json=endpoint, headers=FHIR_JSON).status_code == 403
+    with world.client("admin") as http:
+        created = http.post("Endpoint", json=endpoint, headers=FHIR_JSON)
+        assert created.status_code == 201, created.text
+        eid = created.json()["id"]
+    with world.client("team-01") as http:
+        assert http.get(f"Endpoint/{eid}").status_code == 200  # readable directory data
+        assert http.delete(f"Endpoint/{eid}").status_code == 403

@@ -41,3 +41,9 @@ def test_non_fhir_endpoint_is_recorded(client: httpx.Client, server_base: str) -
     httpx.get(root + "/report/program.json", timeout=30)
     event = events(client, subtype="operation")[0]
     assert event["outcomeDesc"].endswith("GET /report/program.json")
+
+
+def test_audit_search_with_an_out_of_range_date_is_400(client: httpx.Client) -> None:
+    for value in ("9999", "0000", "9999-12-31"):
+        r = client.get("/AuditEvent", params={"date": value})
+        assert r.status_code == 400, (value, r.text)

@@ -40,3 +40,10 @@ def test_bundle_entries_each_need_their_rights() -> None:
         ]
     }
     assert bundle_needs(bundle, "/fhir") == [("Observation", "d"), ("Patient", "s")]
+
+
+def test_a_bulk_client_with_read_scopes_may_poll_and_fetch_its_export() -> None:
+    from fhir_server.auth.policy import missing, needs
+
+    for path in ("/fhir/$export", "/fhir/$export-status/abc", "/fhir/$export-file/abc/x.ndjson"):
+        assert missing(["system/*.rs"], needs("GET", path, "", "/fhir") or []) == [], path

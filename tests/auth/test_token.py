@@ -102,3 +102,21 @@ def test_other_grant_type_is_unsupported(register: Any) -> None:
     response = httpx.post(client.token_url, data=form, timeout=30)
     assert response.status_code == 400
     assert response.json()["error"] == "unsupported_grant_type"
+
+
+def test_an_oversized_chunked_token_request_is_refused(auth_server: Any) -> None:
+    """A chunked body has no Content-Length: the body itself is capped."""
+
+    def chunks() -> Any:
+        yield b"grant_type=client_credentials&client_assertion="
+        for _ in range(100):
+            yield b"x" * 4096
+
+    response = httpx.post(
+        f"http://127.0.0.1:{auth_server.port}/auth/token",
+        content=chunks(),
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+        timeout=30,
+    )
+    assert response.status_code == 400
+    assert response.json()["error"] == "invalid_request"

@@ -63,3 +63,11 @@ def test_post_kick_off_with_other_resource_is_400(fhir: httpx.Client) -> None:
     headers = {**ASYNC, "Content-Type": "application/fhir+json"}
     response = fhir.post("/$export", json={"resourceType": "Patient"}, headers=headers)
     assert "Parameters" in _outcome(response, 400)
+
+
+def test_post_kick_off_with_malformed_parameters_is_400(fhir: httpx.Client) -> None:
+    headers = {**ASYNC, "Content-Type": "application/fhir+json"}
+    for parameter in ([1], {"name": "_type"}, "x"):
+        body = {"resourceType": "Parameters", "parameter": parameter}
+        response = fhir.post("/$export", json=body, headers=headers)
+        assert "parameter" in _outcome(response, 400)
