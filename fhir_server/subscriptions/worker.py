@@ -22,7 +22,7 @@ from fhir_server.fhir.outcomes import FhirError
 from fhir_server.logging import get_logger
 from fhir_server.polling import PollingWorker, RetryPolicy
 from fhir_server.service.resources import ResourceService
-from fhir_server.storage import outbox
+from fhir_server.storage import clients, outbox
 from fhir_server.storage import repository as repo
 from fhir_server.storage.outbox import OutboxRow
 from fhir_server.subscriptions.criteria import Spec, read_spec
@@ -94,6 +94,11 @@ class DeliveryWorker(PollingWorker):
             spec = read_spec(doc)
         except FhirError as exc:
             return Notification(row, None, None, exc.diagnostics)
+        owner = outbox.owner(conn, row.subscription_id)
+        if owner is not None and clients.get_client(conn, owner) is None:
+            # checked at delivery, not only when the match was owed: a removed client is
+            # told nothing more, even before the active-subscription cache is rebuilt
+            return Notification(row, None, None, f"client {owner} was removed")
         if spec.payload is None:
             return Notification(row, spec, None)
         found = repo.get_version(conn, row.res_type, row.res_id, row.version_id)
@@ -112,7 +117,12 @@ class DeliveryWorker(PollingWorker):
             headers["Content-Type"] = note.spec.payload or "application/fhir+json"
         assert self._http is not None
         try:
-            answer = await self._http.post(note.spec.endpoint, content=note.body, headers=headers)
+            # One deadline for the whole exchange: a receiver trickling bytes must not hold
+            # the round (and outlive the lease, so that another worker sends it again).
+            answer = await asyncio.wait_for(
+                self._http.post(note.spec.endpoint, content=note.body, headers=headers),
+                self.policy.timeout_seconds,
+            )
             error = None if answer.is_success else f"HTTP {answer.status_code}: {answer.text[:200]}"
         except Exception as exc:  # any fault is a failed attempt, counted: never a silent loop
             error = f"{type(exc).__name__}: {exc}"[:300]

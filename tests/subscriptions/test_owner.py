@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from datetime import UTC, datetime
 
 import httpx
 from starlette.concurrency import run_in_threadpool
@@ -16,6 +17,7 @@ from fhir_server.storage import outbox
 from fhir_server.storage.database import Database
 from fhir_server.subscriptions import rules
 from fhir_server.subscriptions.context import RequestScope
+from fhir_server.subscriptions.worker import DeliveryWorker
 from tests.subscriptions.conftest import subscription
 
 
@@ -42,3 +44,23 @@ def test_creating_client_is_stored_with_the_subscription(db: Database) -> None:
     assert asyncio.run(call()) == 204
     with db.read() as conn:
         assert outbox.owner(conn, doc["id"]) == "ehr-7"
+
+
+def test_a_removed_clients_notifications_are_cancelled_at_delivery(db: Database) -> None:
+    service = ResourceService(db, hooks=Hooks())
+    sub = service.create(
+        "Subscription",
+        {
+            "resourceType": "Subscription",
+            "status": "active",
+            "reason": "owner removed",
+            "criteria": "Observation?status=final",
+            "channel": {"type": "rest-hook", "endpoint": "http://127.0.0.1:9/hook"},
+        },
+    ).stored
+    now = datetime.now(UTC)
+    with db.write() as conn:
+        outbox.record_owner(conn, sub.id, "client-that-was-removed", now)
+        outbox.enqueue(conn, [sub.id], "Observation", "gone-1", 1, now)
+    notes = [n for n in DeliveryWorker(service)._claim() if n.row.subscription_id == sub.id]
+    assert [n.skip for n in notes] == ["client client-that-was-removed was removed"]
