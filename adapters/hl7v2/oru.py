@@ -30,17 +30,13 @@ from zoneinfo import ZoneInfo
 
 from adapters.hl7v2.ack import OUR_APPLICATION, escape
 from adapters.hl7v2.types import Delimiters
+from fhir_server.pathway.program import APPOINTMENT_SYSTEM, BASE, KVNR_SYSTEM, TEAM_SYSTEM
+from fhir_server.pathway.view import OBSERVATION_SYSTEM, VERDICT_SYSTEM
 
 VERSION = "2.5.1"
 SENDING_FACILITY = "IVZ"
 MESSAGE_TYPE = "ORU^R01^ORU_R01"
 ZONE = ZoneInfo("Europe/Berlin")
-BASE = "https://ivz-bridge.example/fhir"
-OBSERVATION_SYSTEM = f"{BASE}/CodeSystem/ivz-observation"
-VERDICT_SYSTEM = f"{BASE}/CodeSystem/ivz-verdict"
-TEAM_SYSTEM = f"{BASE}/sid/team"
-APPOINTMENT_SYSTEM = f"{BASE}/sid/appointment"
-KVNR_SYSTEM = "http://fhir.de/sid/gkv/kvid-10"
 KVNR_OID = "1.2.276.0.76.4.8"
 GENDER_DE = "http://fhir.de/StructureDefinition/gender-amtlich-de"
 #: CWE-3 coding-system names (HL7 table 0396 and mappings/codes/coding-systems.yaml, so that

@@ -23,6 +23,7 @@ from urllib.parse import urlsplit
 from adapters.hl7v2 import oru
 from fhir_server.fhir.outcomes import FhirError
 from fhir_server.logging import get_logger
+from fhir_server.pathway.program import TEAM_SYSTEM
 from fhir_server.pathway.view import (
     Case,
     Doc,
@@ -93,11 +94,11 @@ def headers(endpoint: dict[str, Any]) -> dict[str, str]:
 def facility(owner: dict[str, Any]) -> str:
     """MSH-6 for a receiver named by ``owner``: its team number (upper case, as the clinics
     send it in MSH-4), else its IK number, else its id."""
-    for system in (oru.TEAM_SYSTEM, IK_SYSTEM):
+    for system in (TEAM_SYSTEM, IK_SYSTEM):
         for ident in owner.get("identifier") or []:
             if isinstance(ident, dict) and ident.get("system") == system and ident.get("value"):
                 value = str(ident["value"])
-                return value.upper() if system == oru.TEAM_SYSTEM else value
+                return value.upper() if system == TEAM_SYSTEM else value
     return str(owner.get("id", ""))
 
 

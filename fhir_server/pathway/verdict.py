@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from fhir_server.fhir.outcomes import FhirError
-from fhir_server.pathway.program import BASE, SNOMED
+from fhir_server.pathway.program import BASE
 from fhir_server.pathway.view import (
     OBSERVATION_SYSTEM,
     VERDICT_SYSTEM,
@@ -21,6 +21,8 @@ from fhir_server.pathway.view import (
     load_referral,
     reference_key,
 )
+from fhir_server.profiles.registry import registry as profile_registry
+from fhir_server.profiles.terminology import coded_in
 from fhir_server.service.clock import instant
 from fhir_server.service.resources import ResourceService, Unit, new_id
 from fhir_server.service.validation import validate_resource
@@ -29,11 +31,15 @@ from fhir_server.storage.repository import StoredVersion
 VERDICT_PROFILE = f"{BASE}/StructureDefinition/ivz-verdict"
 PLAN_PROFILE = f"{BASE}/StructureDefinition/ivz-treatment-plan"
 CONFIRMED = "surgery-confirmed"
-OUTCOMES = {CONFIRMED: "Surgery confirmed", "surgery-not-recommended": "Surgery not recommended"}
-OPS = "http://fhir.de/CodeSystem/bfarm/ops"
-#: ValueSet ivz-treatment: OPS codes (and the codes below them) and SNOMED concepts.
-TREATMENT_OPS = ("8-918", "8-91c", "8-91b", "1-910")
-TREATMENT_SNOMED = frozenset({"278414003", "91251008", "166001"})
+#: The recommended treatments ``activity`` takes (profiles/source/terminology.yaml).
+TREATMENT_VALUE_SET = f"{BASE}/ValueSet/ivz-treatment"
+
+
+def outcomes() -> dict[str, str]:
+    """The verdict codes and their displays: CodeSystem ivz-verdict of ``profiles/``."""
+    return profile_registry().displays[VERDICT_SYSTEM]
+
+
 _PARAMETERS = {"outcome", "rationale", "activity", "team"}
 
 
@@ -171,9 +177,9 @@ def parse_request(params: dict[str, Any], amend: bool) -> VerdictRequest:
             )
         found.setdefault(name, []).append((index, param))
     outcome = _single(found, "outcome", "valueCode")
-    if outcome not in OUTCOMES:
+    if outcome not in outcomes():
         raise _invalid(
-            f"Parameter 'outcome' must be one of {', '.join(OUTCOMES)}, not '{outcome}'",
+            f"Parameter 'outcome' must be one of {', '.join(outcomes())}, not '{outcome}'",
             f"Parameters.parameter[{found['outcome'][0][0]}].valueCode",
         )
     rationale = _single(found, "rationale", "valueString").strip()
@@ -223,20 +229,16 @@ def _activity(index: int, param: dict[str, Any]) -> dict[str, Any]:
     where = f"Parameters.parameter[{index}].valueCodeableConcept"
     if not isinstance(concept, dict):
         raise _invalid("Parameter 'activity' must carry valueCodeableConcept", where, "required")
-    if not any(_is_treatment(c) for c in concept.get("coding") or []):
+    treatments = profile_registry().value_sets[TREATMENT_VALUE_SET]
+    if not coded_in(concept, treatments):
+        listed = ", ".join(
+            f"{inc.system} {' '.join(sorted(inc.codes)) or '|'.join(inc.roots)}"
+            for inc in treatments.includes
+        )
         raise _invalid(
-            "Parameter 'activity' needs a coding from ValueSet ivz-treatment (OPS "
-            f"{', '.join(TREATMENT_OPS)} or SNOMED {', '.join(sorted(TREATMENT_SNOMED))})",
-            where,
+            f"Parameter 'activity' needs a coding from ValueSet ivz-treatment ({listed})", where
         )
     return concept
-
-
-def _is_treatment(coding: dict[str, Any]) -> bool:
-    code = str(coding.get("code") or "")
-    if coding.get("system") == OPS:
-        return any(code == c or code.startswith(c + ".") for c in TREATMENT_OPS)
-    return coding.get("system") == SNOMED and code in TREATMENT_SNOMED
 
 
 def resolve_team(unit: Unit, team: tuple[str, str]) -> Doc:
@@ -299,7 +301,7 @@ def _verdict(
                 {
                     "system": VERDICT_SYSTEM,
                     "code": request.outcome,
-                    "display": OUTCOMES[request.outcome],
+                    "display": outcomes()[request.outcome],
                 }
             ]
         },
@@ -326,7 +328,7 @@ def _care_plan(
         "basedOn": [{"reference": case.referral.ref}],
         "status": "active",
         "intent": "plan",
-        "title": f"Treatment plan after the second opinion: {OUTCOMES[request.outcome]}",
+        "title": f"Treatment plan after the second opinion: {outcomes()[request.outcome]}",
         "subject": case.referral.res["subject"],
         "created": instant(unit.clock()),
         "addresses": [{"reference": c.ref} for c in case.conditions],

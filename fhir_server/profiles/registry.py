@@ -74,6 +74,14 @@ class ProfileRegistry:
                 for r in self.resources
                 if r["resourceType"] == "ValueSet"
             }
+            #: The program's ValueSets, for rules that test membership outside a profile.
+            self.value_sets = value_sets
+            #: code -> display of each program CodeSystem.
+            self.displays = {
+                r["url"]: {c["code"]: c.get("display", c["code"]) for c in r.get("concept", [])}
+                for r in self.resources
+                if r["resourceType"] == "CodeSystem"
+            }
             definitions = [r for r in self.resources if r["resourceType"] == "StructureDefinition"]
             types_by_url = {sd["url"]: sd["type"] for sd in definitions}
             self.profiles = {

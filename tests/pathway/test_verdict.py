@@ -52,7 +52,7 @@ def test_not_recommended_verdict_records_observation_plan_and_completes_referral
     assert verdict["valueCodeableConcept"]["coding"][0] == {
         "system": VERDICT,
         "code": "surgery-not-recommended",
-        "display": "Surgery not recommended",
+        "display": "Operation nicht empfohlen",
     }
     assert verdict["basedOn"] == [{"reference": f"ServiceRequest/{case.referral}"}]
     assert verdict["focus"] == [{"reference": f"ServiceRequest/{case.surgery}"}]

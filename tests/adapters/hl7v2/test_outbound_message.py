@@ -37,7 +37,7 @@ def verdict(status: str = "final", note: str = NASTY) -> dict[str, Any]:
                 {
                     "system": oru.VERDICT_SYSTEM,
                     "code": "surgery-not-recommended",
-                    "display": "Surgery not recommended",
+                    "display": "Operation nicht empfohlen",
                 }
             ]
         },
@@ -78,7 +78,7 @@ def facts(status: str = "final", **changes: Any) -> oru.VerdictFacts:
         },
         "care_plan": {
             "resourceType": "CarePlan",
-            "title": "Treatment plan after the second opinion: Surgery not recommended",
+            "title": "Treatment plan after the second opinion: Operation nicht empfohlen",
             "activity": [
                 {
                     "detail": {
@@ -151,7 +151,7 @@ def test_order_numbers_verdict_obx_and_performer() -> None:
     assert [obx.value(3, n) for n in (1, 3)] == ["verdict", "IVZOBS"]
     assert [obx.value(5, n) for n in (1, 2, 3)] == [
         "surgery-not-recommended",
-        "Surgery not recommended",
+        "Operation nicht empfohlen",
         "IVZVERDICT",
     ]
     assert obx.value(11) == "F" and obx.value(14) == "20260305143000+0100"
@@ -166,7 +166,7 @@ def test_free_text_is_escaped_and_reads_back_exactly() -> None:
     assert [n.value(3) for n in message.all("NTE")] == ["Stage II | a^b ~c \\d &e", "second line"]
     lines = [o.value(5) for o in message.all("OBX")[1:]]
     assert lines == [
-        "Treatment plan after the second opinion: Surgery not recommended",
+        "Treatment plan after the second opinion: Operation nicht empfohlen",
         "- Multimodal pain therapy | interdisciplinary (OPS 8-918)",
     ]
     assert all(o.value(3) == "18776-5" and o.value(2) == "TX" for o in message.all("OBX")[1:])
