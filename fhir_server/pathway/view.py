@@ -233,8 +233,15 @@ def _read(unit: Unit, resource_type: str, ids: list[str]) -> list[Doc]:
 
 
 def _search(unit: Unit, resource_type: str, pairs: list[tuple[str, str]]) -> list[Doc]:
-    found = unit.find([resource_type], [*pairs, _MAX, ("_sort", "_lastUpdated")])
-    return [Doc.of(s) for s in found.matches]
+    """Every match, page after page (a case's resources are few; none may be left out)."""
+    out: list[Doc] = []
+    page: list[tuple[str, str]] = []
+    while True:
+        found = unit.find([resource_type], [*pairs, _MAX, ("_sort", "_lastUpdated"), *page])
+        out += [Doc.of(s) for s in found.matches]
+        if found.next_cursor is None:
+            return out
+        page = [("_page", found.next_cursor)]
 
 
 # --- state ------------------------------------------------------------------------------------

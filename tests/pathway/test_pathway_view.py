@@ -178,3 +178,16 @@ def test_pathway_over_http_speaks_xml(client: httpx.Client) -> None:
     assert (
         response.text.count("<Parameters>") == 1 and '<type value="collection"/>' in response.text
     )
+
+
+def test_every_assessment_is_listed_beyond_one_page(
+    pathway_service: ResourceService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The case's searches page on: none of its resources is silently left out."""
+    import fhir_server.pathway.view as view_module
+
+    spec = CaseSpec(unique("paged"), assessments=5)
+    write(pathway_service, team_resources("team-01") + case_resources(spec))
+    monkeypatch.setattr(view_module, "_MAX", ("_count", "2"))
+    listed = {d.stored.id for d in _view(pathway_service, spec.referral).documents}
+    assert set(spec.assessment_ids()) <= listed
