@@ -14,6 +14,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from adapters.hl7v2 import http as hl7v2_http
+from adapters.hl7v2 import outbound as outbound_rules
 from adapters.hl7v2.listener import start_mllp
 from adapters.hl7v2.sender import OutboundSender
 from adapters.insurer.http import routes as insurer_routes
@@ -63,6 +64,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         app.state.db = db
         app.state.audit = start_writer(db, settings)
         hooks = pathway_hooks()
+        outbound_rules.register(hooks)  # docs/hl7v2-outbound.md
         subscription_rules.register(hooks)  # docs/subscriptions.md
         audit_protect.register(hooks)  # docs/audit.md
         app.state.service = ResourceService(db, hooks=hooks)

@@ -34,6 +34,7 @@ from fhir_server.pathway.view import (
     references,
     team_service_id,
 )
+from fhir_server.service.hooks import Hooks
 from fhir_server.service.resources import Unit
 from fhir_server.storage import hl7_outbox
 from fhir_server.storage.hl7_outbox import NewMessage
@@ -226,3 +227,8 @@ def queue_verdict(unit: Unit, doc: dict[str, Any], before: dict[str, Any] | None
         verdict=f"Observation/{doc['id']}/_history/{version}",
         endpoints=[t.endpoint_id for t in found],
     )
+
+
+def register(hooks: Hooks) -> None:
+    """Queue an ORU^R01 whenever a verdict version is written (docs/hl7v2-outbound.md)."""
+    hooks.on_after("Observation", queue_verdict)

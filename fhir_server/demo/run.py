@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from adapters.hl7v2 import outbound as outbound_rules
 from fhir_server.demo.clinic import Clinic
 from fhir_server.demo.clock import SimulatedClock
 from fhir_server.demo.cohort import CASE_PREFIX, generate
@@ -65,6 +66,7 @@ def build_service(db: Database, clock: SimulatedClock) -> ResourceService:
     """The service as the app builds it (pathway and subscription rules, so a subscriber
     hears of the demo's writes too), on the simulated clock."""
     hooks = pathway_hooks()
+    outbound_rules.register(hooks)
     subscription_rules.register(hooks)
     return ResourceService(db, clock=clock, hooks=hooks)
 

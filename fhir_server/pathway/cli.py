@@ -16,11 +16,13 @@ seed_app = typer.Typer(help="Seed reference data.", no_args_is_help=True)
 def use_pathway_rules(ctx: typer.Context) -> None:
     """Services built by ``ivz`` commands (HL7 listener, insurer import) book, attach and
     queue notifications too, for as long as the command runs."""
+    from adapters.hl7v2 import outbound as outbound_rules
     from fhir_server.pathway.rules import pathway_hooks
     from fhir_server.service import hooks
     from fhir_server.subscriptions import rules as subscription_rules
 
     rules = pathway_hooks()
+    outbound_rules.register(rules)  # a verdict arriving over v2 goes out to other clinics
     subscription_rules.register(rules)  # their writes notify subscribers too (via the outbox)
     hooks.set_default(rules)
     ctx.call_on_close(lambda: hooks.set_default(None))

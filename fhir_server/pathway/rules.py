@@ -1,11 +1,12 @@
 """The pathway's rules as service hooks (``fhir_server.service.hooks``): registered by the app,
-the ``ivz`` commands and the demo, so that every write path books and attaches alike."""
+the ``ivz`` commands and the demo, so that every write path books and attaches alike. The
+adapters add their own (the outbound ORU^R01 of a verdict: ``adapters.hl7v2.outbound.register``)
+where the service is composed, so the pathway does not depend on an adapter."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from adapters.hl7v2.outbound import queue_verdict
 from fhir_server.fhir import jsonio
 from fhir_server.fhir.outcomes import FhirError, gone, not_found
 from fhir_server.pathway.appointments import keep_program_elements, rebook_after_end
@@ -62,7 +63,6 @@ def pathway_hooks() -> Hooks:
     hooks.on_before("Appointment", keep_program_elements)
     hooks.on_after("Appointment", rebook_after_end)
     hooks.on_before("Observation", attach_assessment)
-    hooks.on_after("Observation", queue_verdict)  # outbound ORU^R01 (docs/hl7v2-outbound.md)
     return hooks
 
 

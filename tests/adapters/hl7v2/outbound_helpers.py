@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from adapters.hl7v2 import outbound
 from fhir_server.pathway.rules import pathway_hooks
 from fhir_server.pathway.verdict import record_verdict
 from fhir_server.service.resources import ResourceService
@@ -107,7 +108,9 @@ def decide(service: ResourceService, spec: CaseSpec, **kwargs: Any) -> str:
 
 
 def new_service(db: Database) -> ResourceService:
-    return ResourceService(db, hooks=pathway_hooks())
+    hooks = pathway_hooks()
+    outbound.register(hooks)
+    return ResourceService(db, hooks=hooks)
 
 
 def outbox_rows(db: Database) -> list[OutboxRow]:
