@@ -134,7 +134,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.router.routes.extend(auth_endpoints.routes(settings.base_path))  # before /fhir/{type}/{id}
     app.add_middleware(AuthMiddleware, settings=settings)  # IVZ_AUTH; docs/auth.md
     app.add_middleware(RequestScope)  # lets write hooks see the principal (subscriptions)
-    for path, method, endpoint in operations.OPERATION_ROUTES + rest.ROUTES:
+    for path, method, endpoint in rest.hot_routes() + operations.OPERATION_ROUTES + rest.ROUTES:
         app.router.routes.append(Route(settings.base_path + path, endpoint, methods=[method]))
     for path, method, endpoint in operations.PAGE_ROUTES:
         app.router.routes.append(Route(path, endpoint, methods=[method]))

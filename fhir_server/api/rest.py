@@ -8,6 +8,7 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from starlette.concurrency import run_in_threadpool
+from starlette.convertors import StringConvertor, register_url_convertor
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -498,3 +499,35 @@ async def search_compartment(
     path = f"{base_url(request)}/{compartment_type}/{compartment_id}/{resource_type}"
     owner = (compartment_type, compartment_id)
     return await _search(request, [resource_type], _pairs(request), path, owner)
+
+
+# --- the hot routes -----------------------------------------------------------------------------
+
+#: Paths whose parameters can only be a resource type and a FHIR id (``[A-Za-z0-9\-.]{1,64}``),
+#: so that ``$operation``, ``_history``, ``_search``, ``metadata`` and the AuditEvent routes can
+#: never match them. Composed *first*, they spare the commonest interactions a scan of every
+#: route before them (~50 regular expressions per read, measured at ~8% of a read's CPU); any
+#: path they refuse (a malformed id, say) goes on to the full table and its specific error.
+HOT_PATHS = {
+    "/{resource_type}/{resource_id}": "/{resource_type:fhir_type}/{resource_id:fhir_id}",
+    "/{resource_type}": "/{resource_type:fhir_type}",
+}
+_HOT = {("/{resource_type}/{resource_id}", "GET"), ("/{resource_type}/{resource_id}", "PUT")}
+_HOT |= {("/{resource_type}", "GET"), ("/{resource_type}", "POST")}
+
+
+class _FhirType(StringConvertor):
+    regex = "(?!AuditEvent(?:/|$))[A-Z][A-Za-z]{1,63}"
+
+
+class _FhirId(StringConvertor):
+    regex = r"[A-Za-z0-9\-.]{1,64}"
+
+
+register_url_convertor("fhir_type", _FhirType())
+register_url_convertor("fhir_id", _FhirId())
+
+
+def hot_routes() -> list[tuple[str, str, Callable[[Request], Awaitable[Response]]]]:
+    """The read, update, search and create routes, on strict paths (see ``HOT_PATHS``)."""
+    return [(HOT_PATHS[path], method, fn) for path, method, fn in ROUTES if (path, method) in _HOT]

@@ -49,6 +49,8 @@ class AuditWriter:
         self.interval = interval
         self.put_timeout = put_timeout
         self._queue: queue.Queue[_Item] = queue.Queue(capacity)
+        #: Cuts the writer's wait short: a full batch, a durable event, sync or close.
+        self._wake = threading.Event()
         self._thread = threading.Thread(target=self._run, name="audit-writer", daemon=True)
         self._thread.start()
 
@@ -58,6 +60,8 @@ class AuditWriter:
             self._queue.put_nowait(row)
         except queue.Full:
             return False
+        if self._queue.qsize() >= self.batch_size:
+            self._wake.set()
         return True
 
     def offer_durable(self, row: AuditRow, committed: Committed) -> bool:
@@ -67,6 +71,7 @@ class AuditWriter:
             self._queue.put_nowait((row, committed))
         except queue.Full:
             return False
+        self._wake.set()
         return True
 
     def put(self, row: AuditRow) -> bool:
@@ -76,6 +81,7 @@ class AuditWriter:
         except queue.Full:
             log.error("audit queue full: request refused", capacity=self._queue.maxsize)
             return False
+        self._wake.set()  # the queue was full: drain now
         return True
 
     def sync(self, timeout: float = 5.0) -> bool:
@@ -85,6 +91,7 @@ class AuditWriter:
             self._queue.put(done, timeout=timeout)
         except queue.Full:
             return False
+        self._wake.set()
         return done.wait(timeout)
 
     def close(self, timeout: float = 10.0) -> None:
@@ -93,16 +100,22 @@ class AuditWriter:
             self._queue.put(None, timeout=timeout)
         except queue.Full:
             log.error("audit queue still full at shutdown")
+        self._wake.set()
         self._thread.join(timeout)
 
     def _run(self) -> None:
+        """One wake-up per batch: after the first event the thread sleeps out ``interval``
+        (or until a full batch, a durable event, ``sync`` or ``close`` wakes it) and then
+        takes what is queued. Waking per event cost a thread switch per request."""
         stopping = False
         while not stopping:
             item: _Item = self._queue.get()
+            if isinstance(item, AuditRow) and self._queue.qsize() < self.batch_size - 1:
+                self._wake.wait(self.interval)
+            self._wake.clear()
             batch: list[AuditRow] = []
             markers: list[threading.Event] = []
             waiting: list[Committed] = []
-            deadline = time.monotonic() + self.interval
             while True:
                 if item is None:
                     stopping = True
@@ -115,13 +128,8 @@ class AuditWriter:
                     batch.append(item)
                 if stopping or markers or len(batch) >= self.batch_size:
                     break
-                remaining = 0.0 if waiting else deadline - time.monotonic()
                 try:
-                    item = (
-                        self._queue.get(timeout=remaining)
-                        if remaining > 0
-                        else self._queue.get_nowait()
-                    )
+                    item = self._queue.get_nowait()
                 except queue.Empty:
                     break
             self._commit(batch)

@@ -20,10 +20,10 @@ from sqlalchemy import (
     LargeBinary,
     String,
     Table,
-    insert,
     select,
 )
 
+from fhir_server.storage.bulk import write_rows
 from fhir_server.storage.schema import PkType, metadata
 
 audit_events = Table(
@@ -92,11 +92,13 @@ def _text(value: str, size: int) -> str:
 
 
 def insert_events(conn: Connection, rows: Sequence[AuditRow]) -> None:
-    """Append a batch (one executemany per table)."""
+    """Append a batch: COPY on PostgreSQL (a read's event is most of what a read writes),
+    one executemany per table elsewhere."""
     if not rows:
         return
-    conn.execute(
-        insert(audit_events),
+    write_rows(
+        conn,
+        audit_events,
         [
             {
                 "event_id": r.event_id,
@@ -112,11 +114,15 @@ def insert_events(conn: Connection, rows: Sequence[AuditRow]) -> None:
             for r in rows
         ],
     )
-    entities = [
-        {"event_id": r.event_id, "reference": _text(ref, 255)} for r in rows for ref in r.references
-    ]
-    if entities:
-        conn.execute(insert(audit_entities), entities)
+    write_rows(
+        conn,
+        audit_entities,
+        [
+            {"event_id": r.event_id, "reference": _text(ref, 255)}
+            for r in rows
+            for ref in r.references
+        ],
+    )
 
 
 def search_events(
