@@ -26,6 +26,7 @@ from fhir_server.api.http import (
 )
 from fhir_server.api.metadata import smart_security
 from fhir_server.api.render import View, media_type, resource_body, respond, view_of
+from fhir_server.audit.classify import BUNDLE_SUMMARY, bundle_summary
 from fhir_server.fhir import jsonio
 from fhir_server.fhir.outcomes import FhirError, Issue, information, operation_outcome
 from fhir_server.fhir.schema import resource_types
@@ -195,6 +196,7 @@ async def _reindex(request: Request, resource_type: str | None) -> Response:
 async def batch_or_transaction(request: Request) -> Response:
     view = view_of(request)
     bundle = await _resource_from_body(request)
+    setattr(request.state, BUNDLE_SUMMARY, bundle_summary(bundle))  # for the audit trail
     limit = request.app.state.settings.max_bundle_entries
     kind, results = await run_in_threadpool(
         process, _service(request), bundle, base_url(request), limit, access(request)

@@ -99,12 +99,24 @@ def _instance(parts: list[str]) -> tuple[str, ...]:
     return (f"{parts[0]}/{parts[1]}",) if len(parts) >= 2 else ()
 
 
-def bundle_entities(body: bytes) -> tuple[str, tuple[str, ...], str | None]:
+#: ``scope["state"]`` key under which the bundle endpoint leaves its summary for the audit
+#: middleware, so that a 100-entry bundle is not parsed a second time just to be audited.
+BUNDLE_SUMMARY = "audit_bundle_summary"
+
+BundleSummary = tuple[str, tuple[str, ...], str | None]
+
+
+def bundle_entities(body: bytes) -> BundleSummary:
     """(``transaction``/``batch``, the entries' references, a summary) from a JSON Bundle."""
     try:
         bundle: Any = jsonio.loads(body)
     except Exception:
         return "transaction", (), None
+    return bundle_summary(bundle)
+
+
+def bundle_summary(bundle: Any) -> BundleSummary:
+    """``bundle_entities`` of an already parsed Bundle (JSON or XML)."""
     if not isinstance(bundle, dict):
         return "transaction", (), None
     kind = "batch" if bundle.get("type") == "batch" else "transaction"

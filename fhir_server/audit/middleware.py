@@ -16,7 +16,7 @@ from typing import Any
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from fhir_server.audit.classify import Interaction, bundle_entities, classify
+from fhir_server.audit.classify import BUNDLE_SUMMARY, Interaction, bundle_entities, classify
 from fhir_server.audit.event import Who, build
 from fhir_server.audit.writer import AuditWriter
 from fhir_server.fhir import jsonio
@@ -157,7 +157,9 @@ class _Recorder:
             return interaction
         body = b"".join(self.body)
         if interaction.subtype == "transaction":
-            kind, refs, summary = bundle_entities(body)
+            state: Any = self.scope.get("state") or {}
+            known = state.get(BUNDLE_SUMMARY) if isinstance(state, dict) else None
+            kind, refs, summary = known if known is not None else bundle_entities(body)
             action = "E"
             return Interaction(kind, action, refs, None, summary)
         if interaction.subtype == "search-type":
