@@ -10,7 +10,7 @@ from collections.abc import Iterator, Sequence
 from datetime import datetime
 from urllib.parse import parse_qsl
 
-from sqlalchemy import Connection, and_, distinct, or_, select
+from sqlalchemy import Connection, and_, or_
 
 from fhir_server.access.policy import Access
 from fhir_server.fhir.outcomes import FhirError
@@ -18,9 +18,9 @@ from fhir_server.search.compartment import patient_compartment
 from fhir_server.search.registry import Registry
 from fhir_server.search.request import RESULT_PARAMS, Filter, parse
 from fhir_server.storage import access_sql, search_repo
+from fhir_server.storage import repository as repo
 from fhir_server.storage.database import Database
 from fhir_server.storage.repository import StoredVersion
-from fhir_server.storage.schema import resources
 from fhir_server.storage.search_query import Condition, QueryBuilder
 
 
@@ -57,7 +57,7 @@ class Selector:
             for code in patient_compartment().get(rtype, [])
         ]
         if rtype == "Patient":
-            conds.append(resources.c.res_id.in_(list(patient_ids)))
+            conds.append(search_repo.id_in(patient_ids))
         return or_(*conds)
 
     def conditions(
@@ -71,7 +71,7 @@ class Selector:
         if access is not None:
             conds.append(access_sql.condition(search_repo.scope([rtype]), access))
         if since is not None:
-            conds.append(resources.c.last_updated > since)
+            conds.append(search_repo.updated_after(since))
         if type_filter is not None:
             conds.append(type_filter)
         return conds
@@ -94,7 +94,4 @@ def pages(
 
 def present_types(conn: Connection) -> set[str]:
     """Types with at least one current resource: the others need no query at all."""
-    rows = conn.execute(
-        select(distinct(resources.c.res_type)).where(resources.c.deleted.is_(False))
-    ).all()
-    return {str(r[0]) for r in rows}
+    return repo.present_types(conn)

@@ -12,6 +12,7 @@ from sqlalchemy import (
     Connection,
     and_,
     bindparam,
+    distinct,
     func,
     insert,
     select,
@@ -342,6 +343,21 @@ def latest_seq(conn: Connection) -> int:
     return int(
         conn.execute(select(func.coalesce(func.max(resource_versions.c.seq), 0))).scalar_one()
     )
+
+
+def latest_seq_of_type(conn: Connection, resource_type: str) -> int:
+    """The newest history position of one type (deletes included): it changes on every write
+    of that type, so a cache of the type's resources can tell when it is stale."""
+    stmt = select(func.max(resource_versions.c.seq)).where(
+        resource_versions.c.res_type == resource_type
+    )
+    return int(conn.execute(stmt).scalar() or 0)
+
+
+def present_types(conn: Connection) -> set[str]:
+    """Types with at least one current resource."""
+    stmt = select(distinct(resources.c.res_type)).where(resources.c.deleted.is_(False))
+    return {str(r[0]) for r in conn.execute(stmt).all()}
 
 
 def current_of_type(conn: Connection, resource_type: str) -> list[StoredVersion]:

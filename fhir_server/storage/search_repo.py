@@ -64,6 +64,14 @@ def base_conditions(types: Sequence[str]) -> list[Condition]:
     return [R.c.res_type.in_(list(types)), R.c.deleted.is_(False)]
 
 
+def id_in(ids: Sequence[str]) -> Condition:
+    return R.c.res_id.in_(list(ids))
+
+
+def updated_after(since: datetime) -> Condition:
+    return R.c.last_updated > since
+
+
 @overload
 def count(conn: Connection, conditions: Sequence[Condition]) -> int: ...
 @overload

@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from typing import Any
 from weakref import WeakKeyDictionary
 
-from sqlalchemy import Connection, func, select
+from sqlalchemy import Connection
 
 from fhir_server.access.policy import Access, restrict
 from fhir_server.fhir import jsonio
@@ -31,19 +31,10 @@ from fhir_server.service.resources import Unit
 from fhir_server.storage import clients, outbox
 from fhir_server.storage import repository as repo
 from fhir_server.storage.repository import StoredVersion
-from fhir_server.storage.schema import resource_versions
 from fhir_server.subscriptions.context import current_client
 from fhir_server.subscriptions.criteria import Spec, check_criteria, matches, read_spec
 
 log = get_logger(__name__)
-
-
-def _stamp(conn: Connection) -> int:
-    """The newest Subscription version anywhere (deletes included): changes on every write."""
-    stmt = select(func.max(resource_versions.c.seq)).where(
-        resource_versions.c.res_type == "Subscription"
-    )
-    return int(conn.execute(stmt).scalar() or 0)
 
 
 class ActiveSubscriptions:
@@ -71,7 +62,7 @@ class ActiveSubscriptions:
             self._checked.pop(unit, None)
 
     def _refresh(self, conn: Connection) -> None:
-        stamp = _stamp(conn)
+        stamp = repo.latest_seq_of_type(conn, "Subscription")
         if stamp == self._stamp:
             return
         by_type: dict[str, list[Spec]] = {}
