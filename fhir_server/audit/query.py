@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from fhir_server.fhir.outcomes import FhirError
+from fhir_server.search.fhirpath import split_reference
 from fhir_server.service.clock import parse_instant
 from fhir_server.storage.audit import AuditQuery
 
@@ -47,8 +48,11 @@ def _token(value: str) -> str:
 
 
 def _reference(value: str) -> str:
-    parts = value.rstrip("/").split("/")
-    return "/".join(parts[-2:]) if len(parts) >= 2 else value
+    """``Type/id`` of a relative or absolute reference (as events store entities)."""
+    parsed = split_reference(value.rstrip("/"))
+    if parsed is None or parsed.type is None:
+        return value
+    return f"{parsed.type}/{parsed.id}"
 
 
 def _int(name: str, value: str) -> int:

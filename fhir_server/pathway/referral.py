@@ -12,6 +12,7 @@ from fhir_server.pathway.program import (
     REFERRAL_CATEGORY,
     SECOND_OPINION_REASON,
 )
+from fhir_server.search.fhirpath import split_reference
 from fhir_server.service.resources import Unit
 
 #: Dates without a time (``authoredOn: 2026-11-25``) start at local midnight.
@@ -78,15 +79,11 @@ def receipt(referral: dict[str, Any], written: datetime) -> datetime:
 
 def reference_id(reference: Any, resource_type: str) -> str | None:
     """The id in ``Type/id`` (also an absolute URL ending so), else None."""
-    if not isinstance(reference, dict):
+    ref = reference.get("reference") if isinstance(reference, dict) else None
+    parsed = split_reference(ref) if isinstance(ref, str) else None
+    if parsed is None or parsed.type != resource_type:
         return None
-    ref = reference.get("reference")
-    if not isinstance(ref, str):
-        return None
-    parts = ref.split("/_history/")[0].rstrip("/").split("/")
-    if len(parts) >= 2 and parts[-2] == resource_type and parts[-1]:
-        return parts[-1]
-    return None
+    return parsed.id
 
 
 def patient_id(resource: dict[str, Any]) -> str | None:

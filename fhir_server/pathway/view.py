@@ -17,6 +17,7 @@ from fhir_server.fhir.outcomes import FhirError
 from fhir_server.pathway.program import BASE
 from fhir_server.pathway.program import EXT_WITHIN_48H as BOOKING_WITHIN_URL
 from fhir_server.pathway.referral import is_second_opinion, local_date, parse_time
+from fhir_server.search.fhirpath import split_reference
 from fhir_server.service.clock import instant
 from fhir_server.service.resources import Unit
 from fhir_server.storage.repository import StoredVersion
@@ -80,14 +81,10 @@ def reference_key(reference: Any) -> tuple[str, str] | None:
     if not isinstance(reference, dict):
         return None
     text = reference.get("reference")
-    if not isinstance(text, str) or text.startswith("#") or "?" in text:
+    parsed = split_reference(text) if isinstance(text, str) else None
+    if parsed is None or parsed.type is None or parsed.id is None:
         return None
-    parts = text.rstrip("/").split("/")
-    if "_history" in parts:
-        parts = parts[: parts.index("_history")]
-    if len(parts) < 2 or not parts[-2][:1].isupper():
-        return None
-    return parts[-2], parts[-1]
+    return parsed.type, parsed.id
 
 
 def references(items: Any, resource_type: str) -> list[str]:

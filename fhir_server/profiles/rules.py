@@ -210,7 +210,9 @@ def reference_type(reference: dict[str, Any], resource: dict[str, Any]) -> str |
 
     ``Type/id`` (relative or absolute, with or without ``_history``), ``#id`` of a contained
     resource, else ``Reference.type``; ``urn:uuid:``/``urn:oid:`` and logical references
-    (identifier only) are not known until resolved and are let through.
+    (identifier only) are not known until resolved and are let through. Its own pattern
+    rather than ``search.fhirpath.split_reference``: a type the server does not know must
+    still be named in the error, where search simply ignores it.
     """
     literal = reference.get("reference")
     if isinstance(literal, str):
