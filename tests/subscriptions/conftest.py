@@ -13,6 +13,8 @@ from typing import Any
 import httpx
 import pytest
 
+from fhir_server.storage import outbox
+from fhir_server.storage.database import Database
 from tests.conftest import STORES, LiveServer, fresh_url
 
 #: Retries within a test's patience: 0.2 s, 0.4 s, then the Subscription is in error.
@@ -118,6 +120,18 @@ def created(client: httpx.Client, resource: dict[str, Any]) -> dict[str, Any]:
     assert answer.status_code == 201, answer.text
     doc: dict[str, Any] = answer.json()
     return doc
+
+
+def outbox_counts(database_url: str, subscription_id: str) -> dict[str, int]:
+    """The subscription's outbox rows per state, read from the store itself. Rows are queued
+    in the writing transaction, so right after a write's answer this proves what will (not)
+    be sent, where waiting for silence could only suggest it."""
+    db = Database(database_url)
+    try:
+        with db.read() as conn:
+            return outbox.status(conn, subscription_id).counts
+    finally:
+        db.dispose()
 
 
 def eventually(check: Callable[[], bool], timeout: float = 15) -> bool:

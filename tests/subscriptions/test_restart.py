@@ -11,7 +11,15 @@ import httpx
 import pytest
 
 from tests.conftest import STORES, LiveServer, fresh_url
-from tests.subscriptions.conftest import FAST, Receiver, created, patient, subscription
+from tests.subscriptions.conftest import (
+    FAST,
+    Receiver,
+    created,
+    eventually,
+    outbox_counts,
+    patient,
+    subscription,
+)
 
 
 @pytest.fixture(params=STORES)
@@ -24,17 +32,18 @@ def test_restart_delivers_the_committed_change_once(own_url: str, receiver: Rece
     quiet = LiveServer(own_url, env={**FAST, "IVZ_SUBSCRIPTION_DELIVERY": "false"}).start()
     try:
         with httpx.Client(base_url=quiet.base, timeout=30) as fhir:
-            created(fhir, subscription(f"Patient?family={family}", receiver.url))
+            sub = created(fhir, subscription(f"Patient?family={family}", receiver.url))
             created(fhir, patient(family))
     finally:
         quiet.stop()
-    time.sleep(0.5)
+    assert outbox_counts(own_url, sub["id"]) == {"pending": 1}
     assert receiver.got == []
     for _ in range(2):  # two restarts: the second must not send it again
         live = LiveServer(own_url, env=FAST).start()
         try:
             assert len(receiver.wait_for(1)) == 1
-            time.sleep(1)
+            assert eventually(lambda: outbox_counts(own_url, sub["id"]) == {"delivered": 1})
+            time.sleep(10 * float(FAST["IVZ_SUBSCRIPTION_POLL_SECONDS"]))  # polls that could resend
         finally:
             live.stop()
     assert len(receiver.got) == 1

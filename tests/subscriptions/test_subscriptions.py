@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 import uuid
 from typing import Any
 
@@ -14,6 +13,7 @@ from tests.subscriptions.conftest import (
     Receiver,
     created,
     eventually,
+    outbox_counts,
     patient,
     subscription,
 )
@@ -60,10 +60,10 @@ def test_unusable_subscription_is_422(
 
 
 def test_matching_create_is_posted_with_full_resource_and_headers(
-    fhir: httpx.Client, receiver: Receiver
+    fhir: httpx.Client, receiver: Receiver, subs_url: str
 ) -> None:
     family = _family()
-    created(
+    sub = created(
         fhir,
         subscription(
             f"Patient?family={family}&gender=female",
@@ -81,7 +81,7 @@ def test_matching_create_is_posted_with_full_resource_and_headers(
     assert got[0].headers["x-tenant"] == "ehr-1"
     assert got[0].headers["content-type"] == "application/fhir+json"
     assert json.loads(got[0].body)["id"] == pat["id"]
-    time.sleep(0.5)
+    assert eventually(lambda: outbox_counts(subs_url, sub["id"]) == {"delivered": 1})
     assert len(receiver.got) == 1
 
 
@@ -120,9 +120,11 @@ def test_transaction_bundle_entries_are_notified(fhir: httpx.Client, receiver: R
     assert len(receiver.wait_for(3)) == 3
 
 
-def test_failed_transaction_notifies_nothing(fhir: httpx.Client, receiver: Receiver) -> None:
+def test_failed_transaction_notifies_nothing(
+    fhir: httpx.Client, receiver: Receiver, subs_url: str
+) -> None:
     family = _family()
-    created(fhir, subscription(f"Patient?family={family}", receiver.url))
+    sub = created(fhir, subscription(f"Patient?family={family}", receiver.url))
     bundle = {
         "resourceType": "Bundle",
         "type": "transaction",
@@ -135,7 +137,7 @@ def test_failed_transaction_notifies_nothing(fhir: httpx.Client, receiver: Recei
         ],
     }
     assert fhir.post("", json=bundle).status_code >= 400
-    time.sleep(1)
+    assert outbox_counts(subs_url, sub["id"]) == {}
     assert receiver.got == []
 
 
@@ -170,19 +172,23 @@ def test_repeated_failures_put_the_subscription_in_error(
     assert "503" in status["lastError"]
 
 
-def test_off_subscription_is_not_notified(fhir: httpx.Client, receiver: Receiver) -> None:
+def test_off_subscription_is_not_notified(
+    fhir: httpx.Client, receiver: Receiver, subs_url: str
+) -> None:
     family = _family()
     sub = created(fhir, subscription(f"Patient?family={family}", receiver.url))
     assert fhir.put(f"/Subscription/{sub['id']}", json={**sub, "status": "off"}).status_code == 200
     created(fhir, patient(family))
-    time.sleep(1)
+    assert outbox_counts(subs_url, sub["id"]) == {}
     assert receiver.got == []
 
 
-def test_deleted_subscription_is_not_notified(fhir: httpx.Client, receiver: Receiver) -> None:
+def test_deleted_subscription_is_not_notified(
+    fhir: httpx.Client, receiver: Receiver, subs_url: str
+) -> None:
     family = _family()
     sub = created(fhir, subscription(f"Patient?family={family}", receiver.url))
     assert fhir.delete(f"/Subscription/{sub['id']}").status_code in (200, 204)
     created(fhir, patient(family))
-    time.sleep(1)
+    assert outbox_counts(subs_url, sub["id"]) == {}
     assert receiver.got == []
