@@ -20,6 +20,8 @@ START_BLOCK = b"\x0b"
 END_BLOCK = b"\x1c\x0d"
 DEFAULT_MAX_MESSAGE_BYTES = 4 * 1024 * 1024
 DEFAULT_IDLE_TIMEOUT = 300.0
+#: How long a write may wait for a peer that does not read (its receive buffer is full).
+DEFAULT_WRITE_TIMEOUT = 30.0
 #: Bytes kept of an oversized frame: enough to read MSH and answer it.
 HEAD_BYTES = 8192
 _READ_SIZE = 64 * 1024
@@ -135,7 +137,9 @@ class MLLPServer:
 
     ``reply`` may be awaited any number of times (enhanced mode sends an accept and then an
     application acknowledgment). Connections idle for ``idle_timeout`` seconds are closed, as
-    are those that keep streaming an oversized frame beyond ``discard_limit`` bytes.
+    are those that keep streaming an oversized frame beyond ``discard_limit`` bytes and those
+    whose peer does not take a reply within ``write_timeout`` seconds (it stopped reading:
+    without the bound its connection, and the messages queued behind it, would hang).
     """
 
     def __init__(
@@ -144,11 +148,13 @@ class MLLPServer:
         *,
         max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
         idle_timeout: float = DEFAULT_IDLE_TIMEOUT,
+        write_timeout: float = DEFAULT_WRITE_TIMEOUT,
         max_connections: int = 512,
     ) -> None:
         self.handler = handler
         self.max_message_bytes = max_message_bytes
         self.idle_timeout = idle_timeout
+        self.write_timeout = write_timeout
         self.max_connections = max_connections
         self.discard_limit = max(64 * max_message_bytes, 256 * 1024 * 1024)
         self._server: asyncio.Server | None = None
@@ -197,6 +203,9 @@ class MLLPServer:
             await self._serve(reader, writer)
         except (ConnectionError, asyncio.IncompleteReadError) as exc:
             log.info("mllp connection lost", peer=_peer(writer), error=str(exc))
+        except _PeerNotReading:
+            log.warning("mllp peer does not read its replies: closed", peer=_peer(writer))
+            writer.transport.abort()  # close() would wait to flush what the peer never reads
         except asyncio.CancelledError:
             pass
         except Exception:
@@ -212,7 +221,10 @@ class MLLPServer:
 
         async def reply(payload: bytes) -> None:
             writer.write(frame(payload))
-            await asyncio.wait_for(writer.drain(), self.idle_timeout)
+            try:
+                await asyncio.wait_for(writer.drain(), self.write_timeout)
+            except TimeoutError:
+                raise _PeerNotReading from None
 
         while True:
             try:
@@ -229,6 +241,10 @@ class MLLPServer:
             if decoder.discarded > self.discard_limit:
                 log.warning("mllp oversized stream: closed", peer=_peer(writer))
                 return
+
+
+class _PeerNotReading(Exception):
+    """A reply could not be written within the write timeout."""
 
 
 def _peer(writer: asyncio.StreamWriter) -> str:
@@ -263,9 +279,12 @@ class MLLPClient:
         )
         return cls(reader, writer, max_message_bytes)
 
-    async def send(self, message: bytes) -> None:
+    async def send(self, message: bytes, timeout: float = DEFAULT_WRITE_TIMEOUT) -> None:
+        """Write one frame; TimeoutError when the peer does not take it within ``timeout``
+        (a peer that stopped reading must not hang the sender)."""
         self._writer.write(frame(message))
-        await self._writer.drain()
+        async with asyncio.timeout(timeout):
+            await self._writer.drain()
 
     async def receive(self, timeout: float = 30.0) -> bytes:
         """The next reply; TimeoutError when none comes, ConnectionError when the peer hangs up."""
@@ -281,10 +300,13 @@ class MLLPClient:
         return item.payload
 
     async def request(self, message: bytes, timeout: float = 30.0) -> bytes:
-        await self.send(message)
+        """Send and await the reply, each bounded by ``timeout``."""
+        await self.send(message, timeout)
         return await self.receive(timeout)
 
     async def close(self) -> None:
+        if self._writer.transport.get_write_buffer_size():  # unsent: the peer stopped reading
+            self._writer.transport.abort()
         self._writer.close()
         with contextlib.suppress(Exception):
             await asyncio.wait_for(self._writer.wait_closed(), 1.0)

@@ -7,7 +7,12 @@ same message is parsed by python-hl7 and hl7apy in the same run, so the end-to-e
 be read against what the libraries alone manage on this machine.
 
 Knobs (environment): IVZ_BENCH_POSTGRES_URL, IVZ_BENCH_SECONDS (10), IVZ_BENCH_WARMUP (3),
-IVZ_BENCH_SENDERS (8), IVZ_BENCH_LISTENERS ("1,2": one measurement per listener count).
+IVZ_BENCH_SENDERS (8), IVZ_BENCH_LISTENERS ("1,2": one measurement per listener count),
+IVZ_BENCH_HL7_RUNS ("shared,unique,intake": which of the three loads to run).
+
+``python -m bench.hl7v2 cpu [N]``: no sockets, no concurrency: N messages (300) through
+``Intake.ingest`` in this process, with the listener's process CPU time, SQL statements and
+commits per message -- the figure to compare changes by while other jobs share the cores.
 The schema is private to the run and dropped afterwards.
 """
 
@@ -247,12 +252,62 @@ def _listen_without_apply(port: int, url: str) -> None:
     asyncio.run(serve())
 
 
+def cpu_per_message(url: str, count: int, shared: bool) -> tuple[float, float, float]:
+    """(CPU µs, SQL statements, commits) per message of ``Intake.ingest``, one at a time."""
+    from sqlalchemy import event
+
+    from adapters.hl7v2.listener import Intake
+
+    counted = {"statements": 0, "commits": 0}
+    with private_schema(url, "hl7cpu") as scoped:
+        intake = Intake.open(scoped)
+        engine = intake.resources.db.engine
+
+        @event.listens_for(engine, "before_cursor_execute")
+        def _statement(*_: object) -> None:
+            counted["statements"] += 1
+
+        @event.listens_for(engine, "commit")
+        def _commit(*_: object) -> None:
+            counted["commits"] += 1
+
+        try:
+            for n in range(30):  # warm-up: mappings, caches, the shared resources
+                intake.ingest(oru_r01(1_000_000 + n, shared), "mllp")
+            messages = [oru_r01(n, shared) for n in range(count)]
+            counted.update(statements=0, commits=0)
+            start = time.process_time()
+            for raw in messages:
+                outcome = intake.ingest(raw, "mllp")
+                assert outcome.code == "AA", outcome
+            spent = time.process_time() - start
+        finally:
+            intake.close()
+            intake.resources.db.dispose()
+    return (
+        1e6 * spent / count,
+        counted["statements"] / count,
+        counted["commits"] / count,
+    )
+
+
 def main() -> None:
     if sys.argv[1:2] == ["listen-without-apply"]:
         _listen_without_apply(int(sys.argv[2]), sys.argv[3])
         return
     env = os.environ.get
     url = env("IVZ_BENCH_POSTGRES_URL", DEFAULT_PG_URL)
+    if sys.argv[1:2] == ["cpu"]:
+        configure_logging("WARNING")
+        count = int(sys.argv[2]) if len(sys.argv) > 2 else 300
+        for shared in (True, False):
+            cpu, statements, commits = cpu_per_message(url, count, shared)
+            label = "same physician and ward" if shared else "all unique"
+            print(
+                f"{label:24s} {cpu:8,.0f} µs CPU per message (listener process), "
+                f"{statements:4.1f} SQL statements, {commits:3.1f} commits"
+            )
+        return
     seconds = float(env("IVZ_BENCH_SECONDS", "10"))
     warmup = float(env("IVZ_BENCH_WARMUP", "3"))
     senders = int(env("IVZ_BENCH_SENDERS", "8"))
@@ -262,14 +317,17 @@ def main() -> None:
     print("\nbare parse rates (one core, same message):")
     for name, rate in parse_rates(sample).items():
         print(f"  {name:28s} {rate:10,.0f} msg/s")
+    runs = env("IVZ_BENCH_HL7_RUNS", "shared,unique,intake").split(",")
     print(f"\nend to end over MLLP into PostgreSQL ({senders} concurrent senders):")
-    for shared in (True, False):
+    for shared in [s == "shared" for s in runs if s in ("shared", "unique")]:
         print("  same physician and ward in every message:" if shared else "  all unique:")
         for count in counts:
             with private_schema(url, "hl7") as scoped, listeners(scoped, count) as port:
                 result = run_load(port, count, senders, warmup, seconds, shared)
                 stored = processed_count(scoped)
             _print(result, stored)
+    if "intake" not in runs:
+        return
     print("  all unique, intake only (converted, FHIR write skipped):")
     for count in counts:
         with private_schema(url, "hl7") as scoped, listeners(scoped, count, apply=False) as port:

@@ -123,7 +123,7 @@ def ingest(files: Files, database_url: DatabaseUrl = None) -> None:
 async def _send_one(client: MLLPClient, raw: bytes, timeout: float) -> tuple[bool, str]:
     """Send one message and read the ACKs it asks for; ok and what to print."""
     header = read_header(raw)
-    await client.send(raw)
+    await client.send(raw, timeout)
     reply = read_ack(await client.receive(timeout))
     if reply.code != COMMIT_ACCEPT or is_original_mode(header):
         return _judge(header.control_id, reply)

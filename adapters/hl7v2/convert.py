@@ -11,6 +11,8 @@ insurer adapter), then runs the bundle as a FHIR transaction in that same unit.
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -28,8 +30,9 @@ from adapters.hl7v2.types import (
 )
 from adapters.mapping import engine
 from adapters.mapping.loader import MappingSet, load
+from fhir_server.fhir import jsonio
 from fhir_server.fhir.outcomes import FhirError
-from fhir_server.service.resources import ResourceService, Unit
+from fhir_server.service.resources import ResourceService, Unit, stamp
 from fhir_server.service.transaction import EntryResult, process
 
 #: Table 0357 "duplicate key identifier": the patient's identifiers belong to someone else.
@@ -109,23 +112,118 @@ def convert(raw: bytes, mappings: MappingSet | None = None) -> Conversion:
 # --- writing a conversion -----------------------------------------------------------------
 
 
-def apply(service: ResourceService, conversion: Conversion, base_url: str) -> list[EntryResult]:
+def apply(
+    service: ResourceService, conversion: Conversion, base_url: str, unit: Unit | None = None
+) -> list[EntryResult]:
     """Match the message's Patient and run its bundle, both in one unit of work.
 
+    ``unit``: run inside the caller's unit (the intake stores the message, applies it and
+    records the outcome in one database transaction); otherwise in a unit of its own.
     Raises V2Error (AE, ERR on PID-3 or PID-7) when the Patient cannot be matched without
     merging two persons, and FhirError 409 when a concurrent message created the Patient
     this one was about to create (the caller retries; the retry finds and merges it).
     """
-    with service.unit() as unit:
-        bundle, created = _match_patients(unit, conversion.bundle)
-        results = process(service, bundle, base_url, unit=unit)[1]
-        for index, result in enumerate(results):
-            key = _entry_key(bundle["entry"][index])
-            if key in created and result.status != 201:
-                raise FhirError(
-                    409, "conflict", f"{key[0]}/{key[1]} was created concurrently; try again"
-                )
-    return results
+    if unit is None:
+        with service.unit() as own:
+            return _apply(service, own, conversion, base_url)
+    return _apply(service, unit, conversion, base_url)
+
+
+def _apply(
+    service: ResourceService, unit: Unit, conversion: Conversion, base_url: str
+) -> list[EntryResult]:
+    matched, created = _match_patients(unit, conversion.bundle)
+    bundle, unchanged = _without_unchanged(unit, matched, created)
+    results = iter(process(service, bundle, base_url, unit=unit)[1])
+    out: list[EntryResult] = []
+    for index, entry in enumerate(matched.get("entry", [])):
+        if index in unchanged:
+            out.append(unchanged[index])
+            continue
+        result = next(results)
+        key = _entry_key(entry)
+        if key in created and result.status != 201:
+            raise FhirError(
+                409, "conflict", f"{key[0]}/{key[1]} was created concurrently; try again"
+            )
+        out.append(result)
+    return out
+
+
+#: Resources many messages name alike (the ordering physician, the ward, the lab): written
+#: again only when their content changed, so that concurrent messages do not queue on them.
+SHARED_TYPES = frozenset(
+    {"Practitioner", "PractitionerRole", "Location", "Organization", "Device", "HealthcareService"}
+)
+
+
+class _Seen:
+    """The last content this process sent for each shared resource (bounded, LRU).
+
+    Only a hint of which entries are worth the unlocked read that checks them: content never
+    sent before is not looked up at all (a message naming a new physician costs no extra
+    statement). Whether an entry is left out is always decided by the stored row.
+    """
+
+    def __init__(self, size: int = 4096) -> None:
+        self.size = size
+        self._last: OrderedDict[tuple[str, str], bytes] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def repeated(self, key: tuple[str, str], content: bytes) -> bool:
+        """Whether ``content`` is what was sent last for ``key``; remembers it either way."""
+        with self._lock:
+            same = self._last.get(key) == content
+            self._last[key] = content
+            self._last.move_to_end(key)
+            if len(self._last) > self.size:
+                self._last.popitem(last=False)
+        return same
+
+
+_seen = _Seen()
+
+
+def _without_unchanged(
+    unit: Unit, bundle: dict[str, Any], created: set[tuple[str, str]]
+) -> tuple[dict[str, Any], dict[int, EntryResult]]:
+    """The bundle without PUT entries of shared resources stored with this very content.
+
+    Such a PUT stores no new version anyway (the service's no-op update rule), but running it
+    locks the row until the message's transaction ends, which serialises every message that
+    names the same physician. Read without a lock, an unchanged resource is left out: the
+    outcome is the same as if this message ran just before any concurrent change to it.
+    """
+    entries: list[dict[str, Any]] = bundle.get("entry", [])
+    wanted: dict[int, tuple[str, str]] = {}
+    for index, entry in enumerate(entries):
+        request = entry.get("request") or {}
+        rtype, rid = _entry_key(entry)
+        if (
+            rtype in SHARED_TYPES
+            and rtype not in unit.hooks.before
+            and request.get("method") == "PUT"
+            and request.get("url") == f"{rtype}/{rid}"
+            and not request.get("ifMatch")
+            and (rtype, rid) not in created
+            and _seen.repeated((rtype, rid), jsonio.dumps(entry["resource"]))
+        ):
+            wanted[index] = (rtype, rid)
+    if not wanted:
+        return bundle, {}
+    current = unit.current_many(list(wanted.values()))
+    unchanged: dict[int, EntryResult] = {}
+    for index, (rtype, rid) in wanted.items():
+        stored = current.get((rtype, rid))
+        if stored is None or stored.deleted or stored.content is None:
+            continue
+        same = stamp(entries[index]["resource"], rid, stored.version_id, stored.last_updated)
+        if jsonio.dumps(same) == stored.content:
+            unchanged[index] = EntryResult(200, stored)
+    if not unchanged:
+        return bundle, {}
+    kept = [entry for index, entry in enumerate(entries) if index not in unchanged]
+    return {**bundle, "entry": kept}, unchanged
 
 
 def _entry_key(entry: dict[str, Any]) -> tuple[str, str]:

@@ -12,12 +12,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy import Connection
 
 from adapters.hl7v2.ack import ACCEPT, ERROR, REJECT
 from adapters.hl7v2.parse import read_header
 from adapters.hl7v2.types import ERR_APPLICATION_INTERNAL, MessageHeader, V2Error
 from fhir_server.logging import get_logger
-from fhir_server.service.messages import MessageMeta, MessageService, Problem, Status
+from fhir_server.service.messages import MessageMeta, MessageService, Problem, Status, Stored
 from fhir_server.storage.messages import StoredMessage
 
 log = get_logger(__name__)
@@ -38,6 +39,8 @@ class IntakeSettings(BaseSettings):
     max_message_bytes: int = 4 * 1024 * 1024
     #: MLLP connections silent this long are closed.
     idle_timeout: float = 300.0
+    #: An MLLP connection whose peer takes no ACK for this long (stopped reading) is closed.
+    write_timeout: float = 30.0
     #: How long a processor may hold a message before another may take it over.
     lease_seconds: float = 120.0
     #: How long a resend waits for its original, still being processed elsewhere.
@@ -127,6 +130,15 @@ class Inbox:
     def __init__(self, messages: MessageService, reader: HeaderReader = read_header) -> None:
         self.messages = messages
         self.read_header = reader
+
+    def store_new(
+        self, raw: bytes, header: MessageHeader, transport: str, conn: Connection
+    ) -> Stored:
+        """Insert a message in the caller's transaction (``Worker.take``); ``created`` False:
+        its key is known, nothing was written, and ``accept`` must answer it."""
+        return self.messages.store(
+            raw, meta_of(header), transport, fingerprint(raw, header), conn=conn
+        )
 
     def accept(self, raw: bytes, transport: str) -> Receipt:
         """Store ``raw``; raises only when the store itself fails (then nothing is promised)."""

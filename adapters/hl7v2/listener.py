@@ -1,8 +1,8 @@
 """Store, then acknowledge: the HL7 v2 acknowledgment protocol, and the MLLP listener.
 
-Original mode (MSH-15/16 empty): store (commit) -> process -> AA/AE/AR. The sender hears AA
-only once the message is both stored and applied; if we die before answering, it resends,
-and the resend is recognised by its key and processed or answered from the store.
+Original mode (MSH-15/16 empty): store + process + record in one commit -> AA/AE/AR. The
+sender hears AA only once the message is both stored and applied; if we die before answering,
+it resends, and the resend is recognised by its key and processed or answered from the store.
 Enhanced mode: store (commit) -> CA as MSH-15 asks -> process -> application ACK as MSH-16
 asks, on the same connection. A CA promises only that the message is stored; a crash after
 it leaves the message ``received``, and the recovery sweep processes it when its lease ends.
@@ -78,13 +78,31 @@ class Intake:
 
     def ingest(self, raw: bytes, transport: str = "file") -> Outcome:
         """Store and process one message synchronously (files, replays of dumps)."""
-        receipt = self.inbox.accept(raw, transport)
+        receipt = self.accept(raw, transport)
         return self.worker.complete(receipt, self.settings.wait_seconds)
+
+    def accept(self, raw: bytes, transport: str) -> Receipt:
+        """Store a message; a new one that needs no CA is also processed, in the same commit.
+
+        Only a commit acknowledgment (CA) must be sent between storing and processing; every
+        other new message is stored, applied and recorded in one database transaction
+        (``Worker.take``), and its receipt carries the outcome. Unreadable headers, known
+        keys and messages that want a CA take ``Inbox.accept`` (stored and committed first).
+        """
+        try:
+            header = self.inbox.read_header(raw)
+        except Exception:  # the inbox keeps and rejects what it cannot read
+            return self.inbox.accept(raw, transport)
+        if is_original_mode(header) or not accept_ack_wanted(header, COMMIT_ACCEPT):
+            outcome = self.worker.take(self.inbox, raw, header, transport)
+            if outcome is not None:
+                return Receipt(raw, header, outcome.message_id, outcome=outcome)
+        return self.inbox.accept(raw, transport)
 
     async def receive(self, raw: bytes, transport: str, reply: Reply) -> Outcome | None:
         """Store, acknowledge and process one message; every ACK goes through ``reply``."""
         try:
-            receipt = await self.run(self.inbox.accept, raw, transport)
+            receipt = await self.run(self.accept, raw, transport)
         except Exception:
             log.exception("hl7 message could not be stored", transport=transport)
             await self._store_failed(raw, reply)
@@ -97,7 +115,7 @@ class Intake:
         enhanced = not is_original_mode(header)
         if enhanced and accept_ack_wanted(header, COMMIT_ACCEPT):
             await reply(encode_ack(build_ack(header, COMMIT_ACCEPT), raw))
-        outcome = await self._complete(receipt)
+        outcome = receipt.outcome or await self._complete(receipt)
         if not enhanced or application_ack_wanted(header, outcome.code):
             await reply(_ack(header, outcome, raw))
         log.info(
@@ -185,6 +203,7 @@ class MLLPListener:
             self._handle,
             max_message_bytes=intake.settings.max_message_bytes,
             idle_timeout=intake.settings.idle_timeout,
+            write_timeout=intake.settings.write_timeout,
         )
         self._owns_intake = owns_intake
         self._sweep_seconds = sweep_seconds or max(1.0, intake.settings.lease_seconds / 2)

@@ -4,6 +4,11 @@ The worker only runs messages whose lease it holds, so a message is never applie
 once. The bundle goes through ``fhir_server.service.transaction.process``: the same
 validation and the same single transaction as a REST transaction. Ids in the bundle are
 deterministic (PUT), so applying a message again after a crash rewrites the same resources.
+
+``take`` is the fast path for a new message that needs no commit acknowledgment (CA): store,
+apply and record in one database transaction, the apply inside a savepoint so that a refused
+bundle still leaves the message stored as failed in the same commit. ``process`` is the path
+for a message stored earlier (enhanced mode after its CA, resends, replay, recovery).
 """
 
 from __future__ import annotations
@@ -15,12 +20,12 @@ from sqlalchemy.exc import OperationalError
 
 from adapters.hl7v2.ack import ACCEPT, ERROR, REJECT
 from adapters.hl7v2.convert import apply, convert
-from adapters.hl7v2.inbox import Outcome, Receipt, outcome_of, problem_of
-from adapters.hl7v2.types import ERR_APPLICATION_INTERNAL, Conversion, V2Error
+from adapters.hl7v2.inbox import Inbox, Outcome, Receipt, outcome_of, problem_of
+from adapters.hl7v2.types import ERR_APPLICATION_INTERNAL, Conversion, MessageHeader, V2Error
 from fhir_server.fhir.outcomes import FhirError
 from fhir_server.logging import get_logger
 from fhir_server.service.messages import MessageService, Status
-from fhir_server.service.resources import ResourceService
+from fhir_server.service.resources import ResourceService, Unit
 from fhir_server.service.transaction import EntryResult
 
 log = get_logger(__name__)
@@ -86,19 +91,35 @@ class Worker:
                 return Outcome(ERROR, error, (), message_id, True)
             time.sleep(0.05)
 
+    def take(
+        self, inbox: Inbox, raw: bytes, header: MessageHeader, transport: str
+    ) -> Outcome | None:
+        """Store, apply and record a new message in one database transaction.
+
+        Nothing is committed (so nothing may be acknowledged) until all three are done; a
+        crash before that leaves nothing, and the sender, who heard no ACK, resends. None: the
+        key is known (a resend, or a reused control id) and nothing was written: answer it
+        through ``Inbox.accept``.
+        """
+        conversion, error = self._convert(raw)  # CPU only: before the transaction, not in it
+        with self.resources.unit() as unit:
+            stored = inbox.store_new(raw, header, transport, unit.conn)
+            if not stored.created:
+                return None
+            message_id = stored.message.id
+            results: list[EntryResult] = []
+            if conversion is not None:
+                results, error = self._apply_in(unit, message_id, conversion)
+            if error is not None:
+                return self._refused(message_id, error, unit)
+            return self._processed(message_id, results, unit)
+
     def process(self, message_id: int, raw: bytes) -> Outcome:
         """Convert and apply a message whose lease the caller holds; record what happened."""
-        try:
-            conversion = self.convert(raw)
-        except V2Error as exc:
-            return self._refused(message_id, exc)
-        except Exception as exc:
-            log.exception("hl7 conversion crashed", message_id=message_id)
-            return self._refused(
-                message_id, V2Error(f"conversion failed: {type(exc).__name__}: {exc}")
-            )
-        for warning in conversion.warnings:
-            log.info("hl7 conversion warning", message_id=message_id, warning=warning)
+        conversion, error = self._convert(raw, message_id)
+        if conversion is None:
+            assert error is not None
+            return self._refused(message_id, error)
         try:
             results = self._apply(conversion)
         except V2Error as exc:  # e.g. a patient identity that cannot be matched safely
@@ -110,14 +131,62 @@ class Worker:
             return self._refused(
                 message_id, V2Error(f"bundle could not be applied: {type(exc).__name__}")
             )
+        return self._processed(message_id, results)
+
+    def _convert(
+        self, raw: bytes, message_id: int | None = None
+    ) -> tuple[Conversion | None, V2Error | None]:
+        try:
+            conversion = self.convert(raw)
+        except V2Error as exc:
+            return None, exc
+        except Exception as exc:
+            log.exception("hl7 conversion crashed", message_id=message_id)
+            return None, V2Error(f"conversion failed: {type(exc).__name__}: {exc}")
+        for warning in conversion.warnings:
+            log.info("hl7 conversion warning", message_id=message_id, warning=warning)
+        return conversion, None
+
+    def _processed(
+        self, message_id: int, results: list[EntryResult], unit: Unit | None = None
+    ) -> Outcome:
         references = tuple(
             f"{r.stored.resource_type}/{r.stored.id}/_history/{r.stored.version_id}"
             for r in results
             if r.stored is not None
         )
-        self.messages.processed(message_id, references)
+        self.messages.processed(message_id, references, unit.conn if unit else None)
         log.info("hl7 message processed", message_id=message_id, resources=len(references))
         return Outcome(ACCEPT, None, references, message_id)
+
+    def _apply_in(
+        self, unit: Unit, message_id: int, conversion: Conversion
+    ) -> tuple[list[EntryResult], V2Error | None]:
+        """Apply inside ``unit`` under a savepoint: the results, or what went wrong with
+        everything the bundle wrote rolled back. Lost races are retried."""
+        for attempt in range(_RETRIES + 1):
+            savepoint = unit.savepoint()
+            try:
+                results = apply(self.resources, conversion, self.base_url, unit)
+                unit.finish()  # the rules' after-hooks: their failure is the message's
+                savepoint.commit()
+                return results, None
+            except Exception as exc:
+                savepoint.rollback()
+                _forget(unit)
+                retry = (isinstance(exc, FhirError) and exc.status == 409) or isinstance(
+                    exc, OperationalError
+                )
+                if retry and attempt < _RETRIES:
+                    time.sleep(0.02 * (attempt + 1))
+                    continue
+                if isinstance(exc, V2Error):
+                    return [], exc
+                if isinstance(exc, FhirError):
+                    return [], V2Error(f"FHIR store refused: {_fhir_problem(exc)}")
+                log.exception("hl7 bundle could not be applied", message_id=message_id)
+                return [], V2Error(f"bundle could not be applied: {type(exc).__name__}")
+        raise AssertionError("unreachable")
 
     def _apply(self, conversion: Conversion) -> list[EntryResult]:
         """Run the bundle; a lost race with a concurrent writer (409, deadlock) is retried."""
@@ -133,12 +202,13 @@ class Worker:
             time.sleep(0.02 * (attempt + 1))
         raise AssertionError("unreachable")
 
-    def _refused(self, message_id: int, error: V2Error) -> Outcome:
+    def _refused(self, message_id: int, error: V2Error, unit: Unit | None = None) -> Outcome:
+        conn = unit.conn if unit is not None else None
         if error.reject:
-            self.messages.rejected(message_id, problem_of(error))
+            self.messages.rejected(message_id, problem_of(error), conn)
             code = REJECT
         else:
-            self.messages.failed(message_id, problem_of(error))
+            self.messages.failed(message_id, problem_of(error), conn)
             code = ERROR
         log.info("hl7 message not processed", message_id=message_id, code=code, error=error.message)
         return Outcome(code, error, (), message_id)
@@ -163,6 +233,15 @@ class Worker:
         if taken:
             log.info("hl7 recovered unprocessed messages", count=taken)
         return taken
+
+
+def _forget(unit: Unit) -> None:
+    """What a rolled-back savepoint wrote must not reach the unit's hooks or registry."""
+    unit.queued.clear()
+    unit.written.clear()
+    unit.warnings.clear()
+    unit.owed.clear()
+    unit.pending_parameters.clear()
 
 
 def _as_duplicate(outcome: Outcome) -> Outcome:

@@ -1,17 +1,22 @@
 """Use cases of the HL7 v2 message store: keep, deduplicate, lease, record, list, purge.
 
-Each call is one committed transaction: a message is durable when ``store`` returns, which is
-what lets the listener acknowledge it. Knows nothing of HL7 parsing or ACKs; the adapter hands
-in what it read from MSH.
+Each call is one committed transaction (a message is durable when ``store`` returns, which is
+what lets the listener acknowledge it), unless the caller hands in ``conn``: then the call joins
+the caller's transaction, so that storing a message, applying it and recording its outcome
+commit together (``docs/hl7v2-intake.md``). Knows nothing of HL7 parsing or ACKs; the adapter
+hands in what it read from MSH.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
+
+from sqlalchemy import Connection
 
 from fhir_server.service.clock import now
 from fhir_server.storage import messages as sql
@@ -112,10 +117,26 @@ class MessageService:
             error_location=problem.location if problem else None,
         )
 
+    @contextmanager
+    def _write(self, conn: Connection | None) -> Iterator[Connection]:
+        """The caller's transaction when it hands one in, else one of our own (committed)."""
+        if conn is not None:
+            yield conn
+            return
+        with self.db.write() as own:
+            yield own
+
     def store(
-        self, raw: bytes, meta: MessageMeta | None, transport: str, fingerprint: str | None = None
+        self,
+        raw: bytes,
+        meta: MessageMeta | None,
+        transport: str,
+        fingerprint: str | None = None,
+        *,
+        conn: Connection | None = None,
     ) -> Stored:
-        """Keep a message (committed on return); a new one is leased to the caller.
+        """Keep a message (committed on return, or with ``conn``'s transaction); a new one is
+        leased to the caller.
 
         A message whose key (facility, application, MSH-10) is known is not stored again: the
         first copy is returned with ``created`` False, and ``same`` tells whether its
@@ -123,8 +144,8 @@ class MessageService:
         An empty MSH-10 cannot be deduplicated.
         """
         new = self._new(raw, meta, transport, Status.RECEIVED, fingerprint=fingerprint, claim=True)
-        with self.db.write() as conn:
-            message, created = sql.insert(conn, new)
+        with self._write(conn) as tx:
+            message, created = sql.insert(tx, new)
         same = created or message.fingerprint == new.fingerprint
         return Stored(message, created, claimed=created, same=same)
 
@@ -162,15 +183,17 @@ class MessageService:
         with self.db.read() as conn:
             return sql.find_by_key(conn, _cut(facility), _cut(application), _cut(control_id))
 
-    def processed(self, message_id: int, references: Sequence[str]) -> None:
+    def processed(
+        self, message_id: int, references: Sequence[str], conn: Connection | None = None
+    ) -> None:
         """Record success and the resources written (``Type/id/_history/n``)."""
-        self._finish(message_id, Status.PROCESSED, None, references)
+        self._finish(message_id, Status.PROCESSED, None, references, conn)
 
-    def failed(self, message_id: int, problem: Problem) -> None:
-        self._finish(message_id, Status.FAILED, problem, None)
+    def failed(self, message_id: int, problem: Problem, conn: Connection | None = None) -> None:
+        self._finish(message_id, Status.FAILED, problem, None, conn)
 
-    def rejected(self, message_id: int, problem: Problem) -> None:
-        self._finish(message_id, Status.REJECTED, problem, None)
+    def rejected(self, message_id: int, problem: Problem, conn: Connection | None = None) -> None:
+        self._finish(message_id, Status.REJECTED, problem, None, conn)
 
     def release(self, message_id: int) -> None:
         """Give up a lease without an outcome (e.g. replay was asked for but not run)."""
@@ -183,10 +206,11 @@ class MessageService:
         status: Status,
         problem: Problem | None,
         references: Sequence[str] | None,
+        conn: Connection | None = None,
     ) -> None:
-        with self.db.write() as conn:
+        with self._write(conn) as tx:
             sql.set_status(
-                conn,
+                tx,
                 message_id,
                 status.value,
                 self.clock(),

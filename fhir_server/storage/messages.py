@@ -26,13 +26,14 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    bindparam,
     delete,
     func,
     or_,
     select,
+    text,
     update,
 )
-from sqlalchemy.dialects import postgresql, sqlite
 
 from fhir_server.storage.schema import PkType, metadata
 
@@ -154,6 +155,40 @@ def _columns(with_raw: bool) -> Sequence[Any]:
     return list(hl7_messages.c) if with_raw else _SUMMARY
 
 
+_INSERTED = (
+    "raw",
+    "fingerprint",
+    "transport",
+    "received_at",
+    "updated_at",
+    "status",
+    "sending_application",
+    "sending_facility",
+    "control_id",
+    "message_type",
+    "trigger_event",
+    "version",
+    "claimed_until",
+    "attempts",
+    "error",
+    "error_code",
+    "error_location",
+)
+# Written as text once: the same statement built with Core for every message cost ~0.5 ms
+# of CPU (construction and cache key), about ten times its round trip. Bind and result
+# types are the table's, so SQLite and PostgreSQL see the same values as through Core.
+_INSERT = (
+    text(
+        f"INSERT INTO hl7_messages ({', '.join(_INSERTED)}) "
+        f"VALUES ({', '.join(':' + name for name in _INSERTED)}) "
+        "ON CONFLICT (sending_facility, sending_application, control_id) DO NOTHING "
+        f"RETURNING {', '.join(c.name for c in _SUMMARY)}"
+    )
+    .bindparams(*(bindparam(name, type_=hl7_messages.c[name].type) for name in _INSERTED))
+    .columns(*_SUMMARY)
+)
+
+
 def insert(conn: Connection, new: NewMessage) -> tuple[StoredMessage, bool]:
     """Insert unless the key is taken; the stored row and whether this call created it."""
     values = {
@@ -175,16 +210,7 @@ def insert(conn: Connection, new: NewMessage) -> tuple[StoredMessage, bool]:
         "error_code": new.error_code,
         "error_location": new.error_location,
     }
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-    stmt = (
-        dialect.insert(hl7_messages)
-        .values(values)
-        .on_conflict_do_nothing(
-            index_elements=["sending_facility", "sending_application", "control_id"]
-        )
-        .returning(*_SUMMARY)
-    )
-    row = conn.execute(stmt).first()
+    row = conn.execute(_INSERT, values).first()
     if row is not None:
         return _row(row, False), True
     existing = find_by_key(
@@ -238,6 +264,27 @@ def claim(
     return conn.execute(stmt).rowcount == 1
 
 
+_STATUS_SET = (
+    "status",
+    "updated_at",
+    "error",
+    "error_code",
+    "error_location",
+    "resources",
+)
+_SET_STATUS = {
+    release: text(
+        f"UPDATE hl7_messages SET {', '.join(f'{name} = :{name}' for name in _STATUS_SET)}"
+        + (", claimed_until = NULL" if release else "")
+        + " WHERE id = :id"
+    ).bindparams(
+        *(bindparam(name, type_=hl7_messages.c[name].type) for name in _STATUS_SET),
+        bindparam("id", type_=hl7_messages.c.id.type),
+    )
+    for release in (True, False)
+}
+
+
 def set_status(
     conn: Connection,
     message_id: int,
@@ -252,6 +299,7 @@ def set_status(
 ) -> None:
     """Record an outcome; ``release`` gives up the lease (the work is done)."""
     values: dict[str, Any] = {
+        "id": message_id,
         "status": status,
         "updated_at": now,
         "error": error,
@@ -259,9 +307,7 @@ def set_status(
         "error_location": error_location,
         "resources": json.dumps(list(resources)) if resources is not None else None,
     }
-    if release:
-        values["claimed_until"] = None
-    conn.execute(update(hl7_messages).where(hl7_messages.c.id == message_id).values(values))
+    conn.execute(_SET_STATUS[release], values)
 
 
 def by_status(

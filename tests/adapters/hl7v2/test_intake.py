@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import os
 import signal
 import socket
@@ -210,7 +211,8 @@ def test_many_concurrent_senders_are_all_stored_and_answered(port: int, intake: 
 
 
 class _Killed(Worker):
-    """Holds the message after it was stored, then dies without recording anything."""
+    """Holds the message after it was stored (committed, or inside the one transaction that
+    stores, applies and records it), then dies without recording anything."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -221,6 +223,9 @@ class _Killed(Worker):
         self.holding.set()
         self.release.wait(30)
         raise RuntimeError("worker killed")
+
+    def _apply_in(self, unit: Any, message_id: int, conversion: Any) -> Any:
+        return self.process(message_id, b"")
 
 
 def _killed_intake(resources: ResourceService, settings: IntakeSettings) -> tuple[Intake, _Killed]:
@@ -255,16 +260,37 @@ def _send_until_killed(
     return heard
 
 
-def test_store_before_ack_a_worker_killed_after_storing_loses_nothing(
+def test_store_before_ack_a_worker_killed_before_its_commit_loses_nothing(
     resources: ResourceService, settings: IntakeSettings, intake: Intake
 ) -> None:
+    """Original mode stores, applies and records in one commit: killed before it, the
+    listener has promised nothing and kept nothing, and the sender's resend is processed."""
     cid = new_id()
     heard = _send_until_killed(resources, settings, adt(cid), replies=0)
     assert heard == []  # no ACK was sent ...
-    assert stored(intake.messages, cid).status == Status.RECEIVED  # ... but the message is kept
+    assert intake.messages.find(FACILITY, APPLICATION, cid) is None  # ... nor anything kept
     with MLLPThread("127.0.0.1", 0, intake) as restarted:
         (ack,) = exchange(restarted.port, [adt(cid)])  # the sender resends
     assert (ack.code, ack.acknowledged_id) == ("AA", cid)
+    row = stored(intake.messages, cid)
+    assert row.status == Status.PROCESSED and row.attempts == 1
+    assert_present(resources, row.resources)
+
+
+def test_store_before_ack_a_worker_killed_after_a_ca_loses_nothing(
+    resources: ResourceService, settings: IntakeSettings, intake: Intake
+) -> None:
+    """Enhanced mode with a CA commits the message before processing it: a resend after the
+    crash finds it ``received`` and processes it."""
+    cid = new_id()
+    raw = adt(cid, accept="AL", application="AL")
+    heard = _send_until_killed(resources, settings, raw, replies=1)
+    assert read_ack(heard[0]).code == "CA"  # the commit was promised ...
+    assert stored(intake.messages, cid).status == Status.RECEIVED  # ... and the message is kept
+    time.sleep(settings.lease_seconds + 0.2)  # the dead worker's lease runs out
+    with MLLPThread("127.0.0.1", 0, intake) as restarted:
+        acks = exchange(restarted.port, [raw], replies=2)  # the sender resends
+    assert [(a.code, a.acknowledged_id) for a in acks] == [("CA", cid), ("AA", cid)]
     row = stored(intake.messages, cid)
     assert row.status == Status.PROCESSED and row.attempts == 2
     assert_present(resources, row.resources)
@@ -288,7 +314,8 @@ def test_replay_stuck_finishes_what_a_crash_left_behind(
     resources: ResourceService, settings: IntakeSettings, intake: Intake, database_url: str
 ) -> None:
     cid = new_id()
-    assert _send_until_killed(resources, settings, adt(cid), replies=0) == []
+    raw = adt(cid, accept="AL", application="AL")  # stored and committed before processing
+    assert read_ack(_send_until_killed(resources, settings, raw, replies=1)[0]).code == "CA"
     time.sleep(settings.lease_seconds + 0.2)  # the dead worker's lease runs out
     done = CliRunner().invoke(cli_app, ["replay", "--stuck", "--database-url", database_url])
     assert done.exit_code == 0, done.output
@@ -297,7 +324,13 @@ def test_replay_stuck_finishes_what_a_crash_left_behind(
 
 class _BrokenStore(MessageService):
     def store(
-        self, raw: bytes, meta: MessageMeta | None, transport: str, fingerprint: str | None = None
+        self,
+        raw: bytes,
+        meta: MessageMeta | None,
+        transport: str,
+        fingerprint: str | None = None,
+        *,
+        conn: Any = None,
     ) -> Stored:
         raise OperationalError("INSERT", {}, Exception("database is down"))
 
@@ -366,6 +399,113 @@ def test_a_failed_message_is_kept_answered_ae_listed_and_replayed_once_fixed(
     row = stored(intake.messages, cid)
     assert row.status == Status.PROCESSED and row.error is None and row.attempts == 2
     assert_present(resources, row.resources)
+
+
+def test_a_bundle_refused_after_writing_leaves_nothing_but_the_failed_message(
+    intake: Intake, resources: ResourceService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Stored, applied and recorded in one transaction: when the apply fails after it wrote,
+    its savepoint is rolled back and the message is kept as failed in the same commit."""
+    from adapters.hl7v2 import worker as worker_module
+    from fhir_server.fhir.outcomes import FhirError
+
+    written: list[str] = []
+
+    def apply_then_fail(*args: Any, **kwargs: Any) -> Any:
+        results = worker_module.apply.__wrapped__(*args, **kwargs)  # type: ignore[attr-defined]
+        written.extend(
+            f"{r.stored.resource_type}/{r.stored.id}"
+            for r in results
+            if r.stored and r.status == 201
+        )
+        raise FhirError(422, "processing", "a rule refused the bundle after it was written")
+
+    apply_then_fail.__wrapped__ = worker_module.apply  # type: ignore[attr-defined]
+    monkeypatch.setattr(worker_module, "apply", apply_then_fail)
+    cid = new_id()
+    outcome = intake.ingest(adt(cid, patient=f"GONE{cid}"), "mllp")
+    assert outcome.code == "AE" and outcome.error is not None
+    assert "a rule refused the bundle" in outcome.error.message
+    row = stored(intake.messages, cid)
+    assert (row.status, row.attempts, row.resources) == (Status.FAILED, 1, [])
+    assert written, "the bundle was written before it failed"
+    for ref in written:
+        rtype, rid = ref.split("/")
+        with pytest.raises(FhirError):
+            resources.read(rtype, rid)
+    monkeypatch.undo()
+    again = intake.ingest(adt(cid, patient=f"GONE{cid}"), "mllp")  # a resend changes nothing
+    assert (again.code, again.duplicate) == ("AE", True)
+    assert stored(intake.messages, cid).status == Status.FAILED
+
+
+def _version_of(references: list[str], resource_type: str) -> tuple[str, int]:
+    (ref,) = [r for r in references if r.startswith(f"{resource_type}/")]
+    _, rid, _, version = ref.split("/")
+    return rid, int(version)
+
+
+def test_a_shared_physician_is_written_again_only_when_it_changed(
+    intake: Intake, resources: ResourceService
+) -> None:
+    """The ordering physician of many messages stores no new version (and is not locked)
+    while unchanged; changed in between, the next message writes the message's content."""
+    doctor = f"D{new_id()}"
+
+    def message(cid: str) -> bytes:
+        return adt(cid).replace(b"12345^Dr. Wirbel^Anna", f"{doctor}^Wirbel^Anna".encode())
+
+    outcomes = [intake.ingest(message(new_id()), "mllp") for _ in range(3)]
+    assert [o.code for o in outcomes] == ["AA"] * 3
+    rid, first = _version_of(list(outcomes[0].references), "Practitioner")
+    assert {_version_of(list(o.references), "Practitioner") for o in outcomes} == {(rid, first)}
+    assert resources.read("Practitioner", rid).version_id == first
+
+    content = resources.read("Practitioner", rid).content
+    assert content is not None
+    edited = json.loads(content)
+    edited["name"] = [{"family": "Edited"}]
+    edited.pop("meta")
+    resources.update("Practitioner", rid, edited)
+    after = intake.ingest(message(new_id()), "mllp")
+    assert after.code == "AA"
+    assert _version_of(list(after.references), "Practitioner") == (rid, first + 2)
+    restored = resources.read("Practitioner", rid)
+    assert restored.content is not None
+    assert json.loads(restored.content)["name"] == json.loads(content)["name"]
+
+
+def test_messages_naming_an_unchanged_physician_do_not_wait_for_its_row_lock(
+    intake: Intake, resources: ResourceService
+) -> None:
+    """Concurrent messages for one physician must not queue on its row (PostgreSQL: SQLite
+    has one writer at a time anyway)."""
+    if resources.db.is_sqlite:
+        pytest.skip("SQLite runs one writer at a time")
+    doctor = f"D{new_id()}"
+
+    def message(cid: str) -> bytes:
+        return adt(cid).replace(b"12345^Dr. Wirbel^Anna", f"{doctor}^Wirbel^Anna".encode())
+
+    rid, _ = _version_of(list(intake.ingest(message(new_id()), "mllp").references), "Practitioner")
+    intake.ingest(message(new_id()), "mllp")  # this process has now sent that content before
+    pool = ThreadPoolExecutor(1)
+    try:
+        with resources.db.write() as holder:  # another transaction holds the physician's row
+            holder.exec_driver_sql(
+                "SELECT 1 FROM resources WHERE res_type = 'Practitioner' AND res_id = %(rid)s "
+                "FOR UPDATE",
+                {"rid": rid},
+            )
+            future = pool.submit(intake.ingest, message(new_id()), "mllp")
+            try:
+                outcome = future.result(10)
+            except TimeoutError:
+                outcome = None  # it waited for the lock: released when this block ends
+    finally:
+        pool.shutdown(wait=True)
+    assert outcome is not None, "the message waited for the physician's row lock"
+    assert outcome.code == "AA"
 
 
 def test_err_segment_of_an_ae(flaky_port: int) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
@@ -297,3 +298,52 @@ def test_close_lets_a_running_handler_finish() -> None:
         return reply
 
     assert run(main()) == b"done"
+
+
+def test_a_peer_that_stops_reading_its_replies_is_disconnected() -> None:
+    """Replies that the peer never reads fill the socket buffers; after ``write_timeout`` the
+    server gives up on the connection instead of hanging on it."""
+
+    async def big_reply(frame: Frame, reply: Reply) -> None:
+        await reply(b"A" * (4 * 1024 * 1024))
+
+    async def main() -> tuple[int, float]:
+        server = await _start(big_reply, write_timeout=0.3)
+        try:
+            sock = socket.socket()
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            sock.connect(("127.0.0.1", server.port))
+            sock.setblocking(False)
+            _, writer = await asyncio.open_connection(sock=sock)
+            for _ in range(8):  # sent, never read
+                writer.write(framed(b"MSH|x"))
+            await writer.drain()
+            start = asyncio.get_running_loop().time()
+            while server.connections and asyncio.get_running_loop().time() - start < 10:
+                await asyncio.sleep(0.05)
+            took = asyncio.get_running_loop().time() - start
+            writer.transport.abort()
+            return server.connections, took
+        finally:
+            await server.close()
+
+    connections, took = run(main())
+    assert connections == 0 and took < 5
+
+
+def test_a_send_to_a_peer_that_does_not_read_times_out() -> None:
+    async def main() -> None:
+        async def deaf(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            await asyncio.sleep(30)  # accepts, never reads
+
+        server = await asyncio.start_server(deaf, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        try:
+            client = await MLLPClient.connect("127.0.0.1", port)
+            with pytest.raises(TimeoutError):
+                await client.send(b"MSH|" + b"x" * (64 * 1024 * 1024), 0.3)
+            await asyncio.wait_for(client.close(), 5)  # closing does not hang either
+        finally:
+            server.close()
+
+    run(main())
