@@ -5,13 +5,17 @@ transaction rate measured in the same run.
 the ``tk`` layout, imports them into a private schema (dropped afterwards), imports the same
 file again (nothing may change), and runs 100-entry transaction Bundles of the same kinds of
 resources through ``fhir_server.service.transaction.process`` in-process. It prints rows/s,
-resources/s and where the import spends its time. docs/insurer-adapter.md has results.
+resources/s, process CPU per row (this process and its import workers; the machine is shared,
+so CPU is the figure that compares runs) and where the import spends its time.
+``IVZ_BENCH_WORKERS`` fixes the writer processes; ``IVZ_BENCH_PATHWAY=1`` adds the pathway's
+rules and seeded teams, so active referrals are booked. docs/insurer-adapter.md has results.
 """
 
 from __future__ import annotations
 
 import os
 import random
+import resource
 import sys
 import time
 import uuid
@@ -32,6 +36,11 @@ POSTGRES_URL = os.environ.get(
 ROWS = int(os.environ.get("IVZ_BENCH_ROWS", "100000"))
 BATCH = int(os.environ.get("IVZ_BENCH_BATCH", str(DEFAULT_BATCH)))
 TX_BUNDLES = int(os.environ.get("IVZ_BENCH_TX_BUNDLES", "40"))
+#: Writer processes; unset: what ``ingest`` chooses (one per core for large files).
+WORKERS = int(os.environ["IVZ_BENCH_WORKERS"]) if os.environ.get("IVZ_BENCH_WORKERS") else None
+#: 1: run with the pathway's rules and seeded teams, so each active referral is booked (as
+#: ``ivz ingest insurer`` and the server do); default off, the figures of the write path alone.
+PATHWAY = os.environ.get("IVZ_BENCH_PATHWAY", "0") == "1"
 
 HEADER = (
     "Fallnummer;Eingangsdatum;KVNR;IK_Kasse;Kasse;Nachname;Vorname;Geburtsdatum;Geschlecht;PLZ;"
@@ -159,10 +168,19 @@ def _strip_local_refs(res: dict[str, Any]) -> None:
         payor.pop("reference", None)
 
 
-def _timed_ingest(service: ResourceService, data: bytes) -> tuple[Report, float]:
-    started = time.perf_counter()
-    report = ingest(service, data, "tk", batch_size=BATCH)
-    return report, time.perf_counter() - started
+def _cpu() -> float:
+    """Process CPU seconds of this process and its finished workers (the machine is shared,
+    so CPU per row is the figure that compares runs; PostgreSQL's own CPU is not in it)."""
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+def _timed_ingest(service: ResourceService, data: bytes) -> tuple[Report, float, float]:
+    """The report, wall seconds and CPU seconds of one import."""
+    started, cpu = time.perf_counter(), _cpu()
+    report = ingest(service, data, "tk", batch_size=BATCH, workers=WORKERS)
+    return report, time.perf_counter() - started, _cpu() - cpu
 
 
 def _phases(report: Report) -> str:
@@ -186,37 +204,58 @@ def main() -> int:
             db.dispose()
 
 
+def _service(db: Database) -> ResourceService:
+    """The service, with the pathway's rules and 30 teams with Slots for 60 days if asked."""
+    if not PATHWAY:
+        return ResourceService(db)
+    from fhir_server.logging import configure
+    from fhir_server.pathway.rules import pathway_hooks
+    from fhir_server.pathway.teams import seed_teams
+
+    configure("WARNING")  # one line per booking otherwise
+    service = ResourceService(db, hooks=pathway_hooks())
+    seed_teams(service, date.today(), 60, 6)
+    return service
+
+
 def _run(db: Database, data: bytes) -> int:
     """Import, re-import, then transaction Bundles of the same resources; print the rates."""
-    service = ResourceService(db)
+    service = _service(db)
     ingest(service, export(20, first=10**7), "tk")  # warm caches, create no overlap
     print("first import ...", file=sys.stderr)
-    first, t1 = _timed_ingest(service, data)
+    first, t1, c1 = _timed_ingest(service, data)
     print("re-import ...", file=sys.stderr)
-    again, t2 = _timed_ingest(service, data)
+    again, t2, c2 = _timed_ingest(service, data)
     print("transaction bundles ...", file=sys.stderr)
     bundles = _bundles(TX_BUNDLES)
-    process(service, bundles.pop(), "http://bench/fhir")  # warm-up
+    plain = ResourceService(db)  # the reference rate is the write path's, without rules
+    process(plain, bundles.pop(), "http://bench/fhir")  # warm-up
     entries = sum(len(b["entry"]) for b in bundles)
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), _cpu()
     for bundle in bundles:
-        process(service, bundle, "http://bench/fhir")
-    t3 = time.perf_counter() - started
+        process(plain, bundle, "http://bench/fhir")
+    t3, c3 = time.perf_counter() - started, _cpu() - cpu
     written = first.resources_created + first.resources_updated
-    print(f"insurer import benchmark, PostgreSQL, {ROWS:,} rows, batch {BATCH}")
+    print(
+        f"insurer import benchmark, PostgreSQL, {ROWS:,} rows, batch {BATCH}, "
+        f"{first.workers} worker(s), {'with' if PATHWAY else 'without'} pathway rules, "
+        f"load average {os.getloadavg()[0]:.1f}"
+    )
     print(
         f"first import:  {first.rows / t1:8,.0f} rows/s  {written / t1:8,.0f} resources/s  "
+        f"CPU {1000 * c1 / first.rows:.2f} ms/row, {1e6 * c1 / max(written, 1):.0f} µs/resource "
         f"({t1:.1f} s; {first.summary()}; {written:,} resources)"
     )
     print(f"  phases: {_phases(first)}")
     print(
-        f"re-import:     {again.rows / t2:8,.0f} rows/s  "
+        f"re-import:     {again.rows / t2:8,.0f} rows/s  CPU {1000 * c2 / again.rows:.2f} ms/row "
         f"({t2:.1f} s; {again.summary()}; "
         f"{again.resources_created + again.resources_updated} resources written)"
     )
     print(f"  phases: {_phases(again)}")
     print(
         f"transactions:  {entries / t3:8,.0f} resources/s  "
+        f"CPU {1e6 * c3 / entries:.0f} µs/resource "
         f"({len(bundles)} bundles of ~100 POST entries via transaction.process, {t3:.1f} s)"
     )
     ok = again.resources_created + again.resources_updated == 0 and first.rejected == 0

@@ -53,6 +53,15 @@ def insurer(
     batch_size: Annotated[
         int, typer.Option("--batch-size", min=1, help="Referrals per database transaction")
     ] = DEFAULT_BATCH,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            "--workers",
+            min=1,
+            help="Writer processes on PostgreSQL (default: one per core for large files, "
+            "one when pathway rules book referrals)",
+        ),
+    ] = None,
 ) -> None:
     """Import an insurer's referral export (CSV, JSON array or JSON Lines)."""
     from fhir_server.service.resources import ResourceService
@@ -90,6 +99,7 @@ def insurer(
                     mapping_dir=mappings,
                     batch_size=batch_size,
                     progress=progress,
+                    workers=workers,
                 )
             except IngestError as exc:
                 console.print(f"[red]refused:[/red] {exc}")

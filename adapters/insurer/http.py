@@ -115,6 +115,7 @@ async def ingest_insurer(request: Request) -> Response:
                 file_format=requested or detected,
                 encoding=encoding,
                 only_ik=only_ik,
+                workers=1,  # never fork a threaded server (see docs/insurer-adapter.md)
             )
         )
     except IngestError as exc:

@@ -4,16 +4,18 @@
 from __future__ import annotations
 
 import gc
+import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import Any
 
 from adapters.insurer import layout as layouts
-from adapters.insurer import reader, referral
+from adapters.insurer import parallel, reader, referral
 from adapters.insurer.layout import Layout, LayoutError, Target
 from adapters.insurer.reader import Record, SourceError
 from adapters.insurer.referral import Referral
-from adapters.insurer.report import Report, RowIssue
+from adapters.insurer.report import Outcome, Report, RowIssue
 from adapters.insurer.shared import decide
 from adapters.insurer.writer import Writer
 from fhir_server.service.resources import ResourceService
@@ -22,6 +24,8 @@ from fhir_server.service.resources import ResourceService
 DEFAULT_BATCH = 500
 
 Progress = Callable[[int, int], None]
+
+log = logging.getLogger(__name__)
 
 __all__ = ["DEFAULT_BATCH", "IngestError", "Report", "ingest"]
 
@@ -41,14 +45,16 @@ def ingest(
     batch_size: int = DEFAULT_BATCH,
     progress: Progress | None = None,
     only_ik: str | None = None,
+    workers: int | None = None,
 ) -> Report:
     """Import every good row of ``data`` and report every bad one; never stops at a bad row.
 
     ``layout`` names a file in the mappings directory (or is a path to one); ``file_format``
     (csv, json, jsonl) and ``encoding`` override detection. ``progress(done, total)`` is called
     as rows are finished. ``only_ik``: an insurer client imports its own members only; rows of
-    another insurer IK are row errors (docs/access.md). Raises :class:`IngestError` when
-    nothing can be read at all.
+    another insurer IK are row errors (docs/access.md). ``workers``: processes that write
+    (rows split by KVNR); None chooses by store and size, SQLite always uses one. Raises
+    :class:`IngestError` when nothing can be read at all.
     """
     if batch_size < 1:
         raise ValueError("batch_size must be at least 1")
@@ -73,9 +79,31 @@ def ingest(
     now = _lap(report, "check", now)
 
     writer = Writer(service, spec, shared)
+    count = _workers(service, workers, len(good))
+    report.workers = count
     # Parsed rows live until the end: keep the collector from rescanning them (gc.freeze).
     gc.freeze()
     try:
+        if count > 1:  # rows already imported as they are need no worker
+            same, good = writer.split_unchanged(good)
+            for result in same:
+                report.count(result.outcome)
+            done += len(same)
+            if progress is not None:
+                progress(done, total)
+            now = _lap(report, "unchanged", now)
+            count = _workers(service, workers, len(good))
+            report.workers = count
+        if count > 1:
+            created, updated = writer.write_shared(good)
+            report.resources_created += created
+            report.resources_updated += updated
+            now = _lap(report, "shared", now)
+            tally = _Tally(report, done, total, progress)
+            good = parallel.write(writer, good, count, batch_size, tally.receive)
+            done = tally.done
+            if good:
+                log.warning("%d rows had no result from a worker; writing them here", len(good))
         _write(writer, good, batch_size, report, done, total, progress)
     finally:
         gc.unfreeze()
@@ -85,6 +113,50 @@ def ingest(
     _lap(report, "total", started)
     report.errors.sort(key=lambda i: i.row)
     return report
+
+
+def _workers(service: ResourceService, requested: int | None, rows: int) -> int:
+    """Worker processes for this import: 1 on SQLite (one writer at a time: parallel units
+    would only queue for its lock), without ``fork``, or for small files; else as requested,
+    or one per core once each worker gets :data:`parallel.MIN_ROWS_PER_WORKER` rows."""
+    db: Any = getattr(service, "db", None)
+    if db is None or db.is_sqlite or not parallel.available() or rows < 2:
+        return 1
+    if requested is not None:
+        return max(1, min(requested, rows))
+    if _books(service):
+        return 1
+    return max(1, min(parallel.default_workers(), rows // parallel.MIN_ROWS_PER_WORKER))
+
+
+def _books(service: ResourceService) -> bool:
+    """Whether writing a referral runs pathway rules (booking). Workers' units then wait for
+    each other's Slot locks (all want the earliest free Slot), for a whole unit at a time:
+    measured no faster than one process, so by default an import with rules stays serial."""
+    hooks: Any = getattr(service, "hooks", None)
+    return bool(hooks is not None and hooks.after.get("ServiceRequest"))
+
+
+class _Tally:
+    """Adds the chunks workers report to the report, as they arrive."""
+
+    def __init__(self, report: Report, done: int, total: int, progress: Progress | None) -> None:
+        self.report = report
+        self.done = done
+        self.total = total
+        self.progress = progress
+
+    def receive(
+        self, rows: Iterable[tuple[int, Outcome, list[RowIssue]]], created: int, updated: int
+    ) -> None:
+        self.report.resources_created += created
+        self.report.resources_updated += updated
+        for _, outcome, issues in rows:
+            self.report.count(outcome)
+            self.report.errors += issues
+            self.done += 1
+        if self.progress is not None:
+            self.progress(self.done, self.total)
 
 
 def _write(

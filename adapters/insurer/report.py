@@ -42,6 +42,8 @@ class Report:
     rejected: int = 0
     resources_created: int = 0
     resources_updated: int = 0
+    #: Processes that wrote the rows (``ingest(workers=…)``).
+    workers: int = 1
     errors: list[RowIssue] = field(default_factory=list)
     #: Not errors, but not silent either: ignored columns, conflicting shared data, …
     warnings: list[RowIssue] = field(default_factory=list)
