@@ -41,7 +41,8 @@ log = get_logger(__name__)
 WINDOW = timedelta(hours=48)
 #: Candidates read per search; more than the Slots of 30 teams in two days.
 MAX_CANDIDATES = 1000
-#: Earliest Slots tried when nothing is free within the window.
+#: Earliest Slots tried when nothing is free within the window: a first small read, then more.
+FIRST_LATE_CANDIDATES = 8
 MAX_LATE_CANDIDATES = 200
 
 
@@ -268,19 +269,27 @@ def book(
                 return _appoint(unit, referral, team, candidate, slot, deadline)
         return None
 
-    if origin is not None and ranked:  # the usual case, with one small query
-        nearest = free_slots(unit, teams, window_start, deadline, 5, only=ranked[0])
-        if (done := first_free(nearest, deadline)) is not None:
+    # A referral received more than 48 h ago (an import of older cases) has no window left:
+    # searching it would only read Slots that cannot qualify.
+    if deadline >= window_start:
+        if origin is not None and ranked:  # the usual case, with one small query
+            nearest = free_slots(unit, teams, window_start, deadline, 5, only=ranked[0])
+            if (done := first_free(nearest, deadline)) is not None:
+                return done
+        within = free_slots(unit, teams, window_start, deadline, MAX_CANDIDATES)
+        if origin is not None:  # nearest team first; without a postal code, the earliest
+            order = {schedule_id: n for n, schedule_id in enumerate(ranked)}
+            within.sort(key=lambda c: order[c.schedule_id])  # stable: earliest within a team
+        if (done := first_free(within, deadline)) is not None:
             return done
-    within = free_slots(unit, teams, window_start, deadline, MAX_CANDIDATES)
-    if origin is not None:  # nearest team first; without a postal code, simply the earliest
-        order = {schedule_id: n for n, schedule_id in enumerate(ranked)}
-        within.sort(key=lambda c: order[c.schedule_id])  # stable: earliest within a team
-    if (done := first_free(within, deadline)) is not None:
-        return done
-    late = free_slots(unit, teams, window_start, None, MAX_LATE_CANDIDATES)
-    if (done := first_free(late, None)) is not None:
-        return done
+    # The earliest Slot anywhere: a few candidates first (usually the first is free), more
+    # only when concurrent bookings took those.
+    for count in (FIRST_LATE_CANDIDATES, MAX_LATE_CANDIDATES):
+        late = free_slots(unit, teams, window_start, None, count)
+        if (done := first_free(late, None)) is not None:
+            return done
+        if len(late) < count:
+            break
     message = (
         f"ServiceRequest/{referral['id']} was stored but not booked: no team has a free Slot "
         f"after {instant(window_start)}"
