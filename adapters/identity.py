@@ -11,6 +11,10 @@ Matching runs inside the caller's unit of work through the service layer's searc
 (``Unit.find``), never in SQL. It never merges two stored Patients and never guesses: a
 different KVNR, identifiers that name several stored Patients, or a different birth date are
 an :class:`IdentityConflict` for a human to resolve.
+
+Who owns which parts of the shared Patient is decided here too (:func:`merge_from_insurer`,
+:func:`merge_from_clinic`; docs/insurer-adapter.md, "Merge policy"): each source replaces only
+its own contributions and never erases the other's.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from typing import Any
 
 from fhir_server.fhir import jsonio
 from fhir_server.fhir.ids import KVNR_SYSTEM, patient_id
+from fhir_server.pathway.program import BASE
 from fhir_server.service.resources import Unit
 
 __all__ = [
@@ -29,19 +34,19 @@ __all__ = [
     "IdentityConflict",
     "candidates",
     "choose",
+    "covers",
     "insurer_known",
+    "insurer_mark",
+    "insurer_owns",
     "kvnrs",
     "merge_from_clinic",
+    "merge_from_insurer",
     "new_patient_id",
+    "other_birth_date",
     "shared_keys",
 ]
 
 Resource = dict[str, Any]
-#: Elements the insurer is authoritative for, once it knows the Patient (see
-#: :func:`insurer_known`): a clinic's message only fills them where the Patient has none.
-INSURER_ELEMENTS = ("name", "birthDate", "address")
-#: Lists a clinic's message adds to (entries not there yet), never removes from.
-ADDITIVE = {"identifier": ("system", "value"), "telecom": ("system", "value")}
 
 
 class IdentityConflict(Exception):
@@ -153,99 +158,183 @@ def choose(patient: Resource, found: Sequence[Found]) -> Found | None:
     if not found:
         return None
     target = found[0]
-    theirs_born, mine_born = target.content.get("birthDate"), patient.get("birthDate")
-    if theirs_born and mine_born and theirs_born != mine_born:
+    theirs_born = other_birth_date(target.content, patient)
+    if theirs_born is not None:
         raise IdentityConflict(
-            f"{_describe(target)} has birth date {theirs_born}, the patient {mine_born}; "
+            f"{_describe(target)} has birth date {theirs_born}, the patient "
+            f"{patient['birthDate']}; "
             "not merged: check the identifiers or correct the birth date",
             element="birthDate",
         )
     return target
 
 
+def covers(coverage: Resource | None, patient_ref: str, kvnrs_: set[str]) -> bool:
+    """Whether ``coverage`` is an insurer's for this Patient: it names ``patient_ref`` as
+    beneficiary with one of the Patient's KVNRs as subscriberId (what the insurer adapter
+    writes with every referral). Such a Patient is one the insurer knows."""
+    if not coverage or not kvnrs_:
+        return False
+    beneficiary = coverage.get("beneficiary") or {}
+    return beneficiary.get("reference") == patient_ref and coverage.get("subscriberId") in kvnrs_
+
+
 def insurer_known(unit: Unit, found: Found) -> bool:
-    """Whether an insurer referred this Patient: a Coverage names it as beneficiary with its
-    KVNR as subscriberId (what the insurer adapter writes with every referral)."""
+    """Whether an insurer referred this Patient (:func:`covers`, searched by beneficiary)."""
     mine = kvnrs(found.content)
     if not mine:
         return False
+    reference = f"Patient/{found.id}"
     result = unit.find(
-        ["Coverage"], [("beneficiary", f"Patient/{found.id}"), ("_count", "20"), ("_total", "none")]
+        ["Coverage"], [("beneficiary", reference), ("_count", "20"), ("_total", "none")]
     )
-    for match in result.matches:
-        if match.content is not None:
-            coverage = jsonio.loads_trusted(match.content)
-            if coverage.get("subscriberId") in mine:
-                return True
-    return False
+    return any(
+        match.content is not None and covers(jsonio.loads_trusted(match.content), reference, mine)
+        for match in result.matches
+    )
 
 
-def _key(entry: Any, fields: tuple[str, ...]) -> Any:
-    if isinstance(entry, dict) and all(entry.get(f) for f in fields):
-        return tuple(entry[f] for f in fields)
+def other_birth_date(stored: Resource, incoming: Resource) -> str | None:
+    """The stored birth date when the source sends another one (both known), else None.
+
+    Such a Patient is not taken as the same person (nothing is merged), except by the insurer
+    for a Patient it referred itself (:func:`covers`): then its row corrects the birth date.
+    """
+    theirs, mine = stored.get("birthDate"), incoming.get("birthDate")
+    return str(theirs) if theirs and mine and theirs != mine else None
+
+
+# -- who owns what on a shared Patient (docs/insurer-adapter.md, "Merge policy") -------------
+
+#: Marks the addresses and telecoms an insurer export contributed, so that the insurer's next
+#: row replaces exactly those and a clinic's (same ``use`` or not) stay.
+SOURCE_URL = f"{BASE}/StructureDefinition/ivz-patient-source"
+INSURER = "insurer"
+_INSURER_MARK = {"url": SOURCE_URL, "valueCode": INSURER}
+#: The repeating elements both sources write, and the fields that make two entries the same
+#: (``use``, ``type``, ``period``, extensions do not).
+LISTS: dict[str, tuple[str, ...]] = {
+    "identifier": ("system", "value"),
+    "name": ("family", "given", "prefix", "suffix", "text"),
+    "address": ("line", "city", "postalCode", "district", "state"),
+    "telecom": ("system", "value"),
+}
+
+
+def insurer_mark(entry: Resource) -> Resource:
+    """An address or telecom entry marked as the insurer's contribution."""
+    return {**entry, "extension": [*entry.get("extension", []), _INSURER_MARK]}
+
+
+def insurer_owns(kind: str, entry: Any, insurer_knows: bool = True) -> bool:
+    """Whether a stored entry of ``kind`` is the insurer's: the KVNR identifier and the
+    official name (once the insurer knows the Patient), addresses and telecoms it marked."""
+    if not isinstance(entry, dict):
+        return False
+    if kind == "identifier":
+        return insurer_knows and entry.get("system") == KVNR_SYSTEM
+    if kind == "name":
+        return insurer_knows and entry.get("use") == "official"
+    return any(
+        isinstance(e, dict) and e.get("url") == SOURCE_URL and e.get("valueCode") == INSURER
+        for e in entry.get("extension", []) or []
+    )
+
+
+def _same(kind: str, entry: Any) -> Any:
+    """What makes two entries of ``kind`` the same, whoever sent them."""
+    if isinstance(entry, dict):
+        key = tuple(jsonio.dumps(entry.get(f)) for f in LISTS[kind])
+        if any(entry.get(f) for f in LISTS[kind]):
+            return key
     return jsonio.dumps(entry)
 
 
-def _union(stored: list[Any], incoming: list[Any], fields: tuple[str, ...]) -> list[Any]:
-    """Stored entries in place, then incoming ones whose key is not there yet."""
-    out = list(stored)
-    seen = {_key(e, fields) for e in out}
-    for entry in incoming:
-        key = _key(entry, fields)
+def _union(kind: str, first: list[Any], then: list[Any]) -> list[Any]:
+    """``first`` in place, then the entries of ``then`` that are not there yet."""
+    out = list(first)
+    seen = {_same(kind, e) for e in out}
+    for entry in then:
+        key = _same(kind, entry)
         if key not in seen:
             seen.add(key)
             out.append(entry)
     return out
 
 
-def _insurer_slot_taken(stored: list[Any], entry: Any) -> bool:
-    """A home phone or home e-mail where the Patient has one already: the insurer's (its
-    export has them; it replaces them on every row), so a clinic does not add a second."""
-    if not isinstance(entry, dict) or entry.get("use") != "home":
-        return False
-    if entry.get("system") not in ("phone", "email"):
-        return False
-    return any(
-        isinstance(t, dict) and t.get("use") == "home" and t.get("system") == entry["system"]
-        for t in stored
-    )
+def _set(out: Resource, key: str, value: list[Any]) -> None:
+    if value:
+        out[key] = value
+    else:
+        out.pop(key, None)
+
+
+def merge_from_insurer(stored: Resource | None, row: Resource) -> Resource:
+    """An insurer row's Patient folded into the stored one (``id``/``meta`` not included):
+
+    - birthDate, gender and ``_gender`` (gender-amtlich-de) are the row's;
+    - in identifier, name, address and telecom the insurer's own entries (KVNR, official
+      name, marked address and telecoms) are replaced by the row's, listed first; every other
+      entry stays in place unless it is the same as one of the row's (then the insurer's wins).
+
+    Folding the same row in again gives the same content (a re-import writes nothing).
+    """
+    if stored is None:
+        return row
+    out = dict(stored)
+    for key in ("gender", "birthDate"):
+        out[key] = row[key]
+    if "_gender" in row:
+        out["_gender"] = row["_gender"]
+    else:
+        out.pop("_gender", None)
+    for kind in LISTS:
+        others = [e for e in stored.get(kind, []) or [] if not insurer_owns(kind, e)]
+        _set(out, kind, _union(kind, list(row.get(kind, [])), others))
+    return out
 
 
 def merge_from_clinic(stored: Resource, message: Resource, insurer_knows: bool) -> Resource:
-    """A clinic's Patient folded into the stored one (the rule in docs/hl7v2-intake.md):
+    """A clinic's Patient folded into the stored one (docs/insurer-adapter.md, "Merge policy"):
 
-    - identifiers and telecoms are added when not there yet (by system and value); nothing is
-      removed, so the insurer's KVNR and other sources' identifiers stay; once the insurer
-      knows the Patient, its home phone and home e-mail are the insurer's (a clinic's home
-      phone or e-mail is only added where the Patient has none of that kind);
-    - name, birthDate, address, gender: the insurer's once it knows the Patient (a message
-      only fills what is missing); otherwise the clinic's message keeps them up to date;
+    - identifiers and telecoms are added when not there yet; nothing is removed, so the
+      insurer's KVNR and other sources' identifiers stay;
+    - names and addresses: the insurer's (official name once it knows the Patient, its marked
+      addresses) stay first; the clinic's own follow its latest message; an official name of
+      the clinic is left out while the insurer's official name is there;
+    - birthDate, gender (+ ``_gender``): the insurer's once it knows the Patient (a message
+      only fills what is missing); otherwise the clinic's latest message;
     - other elements: the message's when it has them, else what is stored.
 
-    Stored key order is kept, so folding the same message in again gives the same content
-    (a resend stores no new version).
+    Duplicates (the same system and value, name or address) are not added. Folding the same
+    message in again gives the same content (a resend stores no new version).
     """
     out = {k: v for k, v in stored.items() if k not in ("id", "meta")}
     meta = {
         k: v for k, v in (stored.get("meta") or {}).items() if k not in ("versionId", "lastUpdated")
     }
+    insurer_gender = insurer_knows and bool(stored.get("gender"))
     for key, value in message.items():
         if key in ("resourceType", "id", "meta"):
             continue
-        if key in ADDITIVE:
+        if key in ("identifier", "telecom"):
+            out[key] = _union(key, out.get(key) or [], value)
+        elif key in ("name", "address"):
+            theirs = [e for e in out.get(key) or [] if insurer_owns(key, e, insurer_knows)]
             incoming = value
-            if key == "telecom" and insurer_knows:
-                incoming = [t for t in value if not _insurer_slot_taken(out.get(key) or [], t)]
-            out[key] = _union(out.get(key) or [], incoming, ADDITIVE[key])
+            if key == "name" and theirs:
+                incoming = [
+                    n for n in value if not (isinstance(n, dict) and n.get("use") == "official")
+                ]
+            _set(out, key, _union(key, theirs, incoming))
         elif key in ("gender", "_gender"):
-            if not (insurer_knows and stored.get("gender")):
+            if not insurer_gender:
                 out[key] = value
-        elif insurer_knows and key in INSURER_ELEMENTS and out.get(key):
+        elif key == "birthDate" and insurer_knows and out.get(key):
             continue
         else:
             out[key] = value
-    clinic_gender = not (insurer_knows and stored.get("gender")) and "gender" in message
-    if clinic_gender and "_gender" not in message:
+    if not insurer_gender and "gender" in message and "_gender" not in message:
         out.pop("_gender", None)  # the clinic's gender replaced, with its qualifier
     if meta:
         return {"resourceType": out["resourceType"], "meta": meta, **out}

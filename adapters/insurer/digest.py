@@ -19,7 +19,7 @@ DIGEST_SYSTEM = "https://ivz-bridge.example/CodeSystem/insurer-row-digest"
 
 #: Part of every row digest: bump it when the resources a row becomes change shape, so that
 #: the next import compares every row instead of trusting digests of the old mapping.
-MAPPING_VERSION = 1
+MAPPING_VERSION = 2
 
 
 def row_digest(r: Referral, shared: Shared, layout: Layout) -> str:

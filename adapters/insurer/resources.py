@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
+from adapters.identity import insurer_mark
 from adapters.insurer.referral import Referral
 from fhir_server.fhir.ids import KVNR_SYSTEM as KVNR_SYSTEM
 from fhir_server.fhir.ids import identifier_id
@@ -120,7 +121,8 @@ def _version(policy: str, r: Referral) -> str:
 
 
 def patient(r: Referral) -> dict[str, Any]:
-    """Patient as in the ISiK/de-basis examples: KVNR (KVZ10), official name, gender-amtlich-de."""
+    """Patient as in the ISiK/de-basis examples: KVNR (KVZ10), official name, gender-amtlich-de;
+    its address and telecoms marked as the insurer's (``adapters.identity.insurer_mark``)."""
     gender, amtlich = _GENDER[r.sex]
     res: dict[str, Any] = {
         "resourceType": "Patient",
@@ -146,7 +148,7 @@ def patient(r: Referral) -> dict[str, Any]:
             ]
         }
     telecom = [
-        {"system": system, "value": value, "use": "home"}
+        insurer_mark({"system": system, "value": value, "use": "home"})
         for system, value in (("phone", r.phone), ("email", r.email))
         if value
     ]
@@ -159,7 +161,7 @@ def patient(r: Referral) -> dict[str, Any]:
         if r.postal_code:
             address["postalCode"] = r.postal_code
         address["country"] = "DE"
-        res["address"] = [address]
+        res["address"] = [insurer_mark(address)]
     return res
 
 

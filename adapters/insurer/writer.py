@@ -18,10 +18,11 @@ from typing import Any
 
 import orjson
 
+from adapters import identity as patients
 from adapters.insurer import resources
 from adapters.insurer.digest import DIGEST_SYSTEM, row_digest, shared_identities, with_digest
 from adapters.insurer.layout import Layout, Target
-from adapters.insurer.merge import Content, Merge, fill, merge_patient, replace
+from adapters.insurer.merge import Content, Merge, fill, replace
 from adapters.insurer.referral import Referral
 from adapters.insurer.report import Outcome, RowIssue
 from adapters.insurer.resources import Identity, Links
@@ -460,7 +461,9 @@ class _Chunk:
             hospital=self.ids[hospital] if hospital else None,
             surgeon=self.ids[surgeon] if surgeon else None,
         )
-        plan = [_Planned(("Patient", links.patient), shared.get(patient), merge_patient)]
+        plan = [
+            _Planned(("Patient", links.patient), shared.get(patient), patients.merge_from_insurer)
+        ]
         for identity in (insurer, hospital, surgeon):
             if identity is not None:
                 rid = self.ids[identity]
@@ -560,20 +563,21 @@ class _Chunk:
 
     def _identity_conflict(self, plan: _Plan) -> RowIssue | None:
         """A stored Patient with the row's KVNR but another birth date is only this person
-        when the insurer referred it before (its Coverage for the KVNR names the Patient):
-        then the row corrects the birth date. Otherwise it may be someone else whom a clinic
-        recorded under this KVNR; nothing is merged (docs/insurer-adapter.md)."""
+        when the insurer referred it before (``identity.covers``: its Coverage for the KVNR
+        names the Patient): then the row corrects the birth date. Otherwise it may be someone
+        else whom a clinic recorded under this KVNR; nothing is merged (``adapters.identity``,
+        docs/insurer-adapter.md)."""
         r = plan.row
         patient = plan.items[0]
         stored = self.stored.get(patient.key)
         if stored is None:
             return None
-        theirs, ours = stored.content.get("birthDate"), patient.ours.get("birthDate")
-        if not theirs or not ours or theirs == ours:
+        theirs = patients.other_birth_date(stored.content, patient.ours)
+        if theirs is None:
             return None
         coverage = self.state.get(("Coverage", resources.coverage_id(r.insurer_ik, r.kvnr)))
         reference = f"Patient/{patient.key[1]}"
-        if coverage is not None and coverage.get("beneficiary", {}).get("reference") == reference:
+        if patients.covers(coverage, reference, {r.kvnr}):
             return None
         column = self.writer.layout.column_of(Target.BIRTH_DATE) or Target.BIRTH_DATE.value
         return RowIssue(
@@ -581,7 +585,7 @@ class _Chunk:
             r.line,
             r.referral_id,
             column,
-            str(ours),
+            str(patient.ours.get("birthDate")),
             f"{reference} has KVNR {r.kvnr} but birth date {theirs}; not merged: check the "
             "KVNR or correct the stored patient before importing",
         )

@@ -114,6 +114,32 @@ def accepted(intake: Intake, raw: bytes) -> Outcome:
 
 # --- reading ----------------------------------------------------------------------------------
 
+#: What ``_pid`` sends besides identifiers and name: the clinic's address and telecoms.
+CLINIC_ADDRESS = {
+    "line": ["Hauptstr. 1"],
+    "city": "Hamburg",
+    "postalCode": "20095",
+    "country": "DEU",
+    "use": "home",
+}
+CLINIC_TELECOM = {
+    ("phone", "040 777777", "home"),
+    ("email", "anna@klinik.example", "home"),
+    ("phone", "040 888888", "work"),
+}
+
+
+def _insurers(entry: dict[str, Any]) -> bool:
+    return identity.insurer_owns("address", entry)
+
+
+def _plain(entry: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in entry.items() if k != "extension"}
+
+
+def _telecom(entry: dict[str, Any]) -> tuple[str, str, str | None]:
+    return (entry["system"], entry["value"], entry.get("use"))
+
 
 def patients(service: ResourceService, kvnr: str) -> list[dict[str, Any]]:
     return find(service, "Patient", f"identifier={KVNR}|{kvnr}")
@@ -144,6 +170,14 @@ def insurer_file(fresh: Fresh) -> bytes:
     return fresh(insurer_sample("tk.csv"))
 
 
+def imported(service: ResourceService) -> tuple[bytes, str]:
+    """A fresh tk.csv imported: the file and row 1's KVNR."""
+    fresh = Fresh()
+    data = insurer_file(fresh)
+    assert ingest(service, data, "tk").imported == 4
+    return data, fresh.kvnrs[ROW1_KVNR]
+
+
 def corrected(data: bytes) -> bytes:
     """Row 1 with a new phone number and a new postal code (an insurer correction)."""
     return data.replace(b"20095;Hamburg;040 30601234", b"22085;Hamburg;040 30609999")
@@ -156,10 +190,7 @@ def corrected(data: bytes) -> bytes:
 def test_insurer_then_clinic_message_is_one_patient_and_the_correction_is_accepted(
     service: ResourceService, intake: Intake, kind: str
 ) -> None:
-    fresh = Fresh()
-    data = insurer_file(fresh)
-    assert ingest(service, data, "tk").imported == 4
-    kvnr = fresh.kvnrs[ROW1_KVNR]
+    data, kvnr = imported(service)
     before = only_patient(service, kvnr)
     assert before["id"] == patient_id(kvnr)
     mrn = f"MR-{uuid.uuid4().hex[:8]}"
@@ -169,14 +200,13 @@ def test_insurer_then_clinic_message_is_one_patient_and_the_correction_is_accept
     patient = only_patient(service, kvnr)
     assert patient["id"] == before["id"]
     assert {(KVNR, kvnr), (MRN_SYSTEM, mrn)} <= keys(patient)
-    # the insurer is authoritative for the name and address of a patient it referred
-    assert patient["name"] == before["name"] and patient["address"] == before["address"]
-    # the clinic adds its telecoms; home phone and e-mail stay the insurer's
-    telecoms = {(t["system"], t["value"], t.get("use")) for t in patient["telecom"]}
-    assert ("phone", "040 888888", "work") in telecoms
-    assert {t for t in telecoms if t[2] == "home"} == {
-        (t["system"], t["value"], "home") for t in before["telecom"]
-    }
+    # the insurer's official name, address and telecoms stay first; the clinic's are added
+    assert patient["name"][: len(before["name"])] == before["name"]
+    assert {"family": "Mueller", "given": ["Anna"]} in patient["name"]
+    assert patient["address"][: len(before["address"])] == before["address"]
+    assert CLINIC_ADDRESS in [_plain(a) for a in patient["address"]]
+    assert patient["telecom"][: len(before["telecom"])] == before["telecom"]
+    assert {_telecom(t) for t in patient["telecom"]} >= CLINIC_TELECOM
     assert subjects(service, outcome) == {f"Patient/{before['id']}"}
 
     report = ingest(service, corrected(data), "tk")
@@ -184,11 +214,13 @@ def test_insurer_then_clinic_message_is_one_patient_and_the_correction_is_accept
     after = only_patient(service, kvnr)
     assert after["id"] == before["id"]
     assert {(KVNR, kvnr), (MRN_SYSTEM, mrn)} <= keys(after)  # the clinic's MRN stays
-    assert ("phone", "040 888888", "work") in {
-        (t["system"], t["value"], t.get("use")) for t in after["telecom"]
-    }
-    assert after["address"][0]["postalCode"] == "22085"
-    assert {"system": "phone", "value": "040 30609999", "use": "home"} in after["telecom"]
+    assert {_telecom(t) for t in after["telecom"]} >= CLINIC_TELECOM
+    assert CLINIC_ADDRESS in [_plain(a) for a in after["address"]]
+    # the insurer's own address and home phone are replaced, not added to
+    assert [a["postalCode"] for a in after["address"] if _insurers(a)] == ["22085"]
+    assert [t["value"] for t in after["telecom"] if _insurers(t) and t["system"] == "phone"] == [
+        "040 30609999"
+    ]
 
 
 def test_the_cause_an_own_patient_per_source_makes_the_insurer_refuse_its_next_row(
@@ -437,3 +469,143 @@ def test_a_patient_stored_meanwhile_by_another_source_is_merged_not_overwritten(
         patient = only_patient(service, kvnr)
         assert {(KVNR, kvnr), (MRN_SYSTEM, f"MR-{kvnr}")} <= keys(patient)
         assert patient["name"][0]["use"] == "official"  # and the insurer's data is there
+
+
+# --- merge policy: each source keeps its own, neither erases the other's -------------------------
+# (docs/insurer-adapter.md, "Merge policy")
+
+
+def ref(pid: str, control_id: str | None = None) -> bytes:
+    """HAPI's REF^I12 (v2.5) for the patient in ``pid``."""
+    raw = v2_sample("REF/hapi__ref_i12_v25.hl7")
+    return _with_pid(raw, pid, control_id or uuid.uuid4().hex[:20])
+
+
+CLINIC_MESSAGES = {"adt": adt, "ref": ref}
+
+
+def _has_both_sources(patient: dict[str, Any], kvnr: str, mrn: str) -> None:
+    """The insurer's data (row 1 of tk.csv) and the clinic's (``_pid``) on one Patient."""
+    assert {(KVNR, kvnr), (MRN_SYSTEM, mrn)} <= keys(patient)
+    # insurer-authoritative: official name, birth date, gender; listed first
+    assert patient["name"][0] == {"use": "official", "family": "Müller", "given": ["Anna", "Maria"]}
+    assert [n for n in patient["name"] if n.get("use") == "official"] == [patient["name"][0]]
+    assert (patient["birthDate"], patient["gender"]) == ("1964-08-12", "female")
+    insurer_address = [_plain(a) for a in patient["address"] if _insurers(a)]
+    assert insurer_address == [
+        {"use": "home", "type": "both", "city": "Hamburg", "postalCode": "20095", "country": "DE"}
+    ]
+    assert _insurers(patient["address"][0])
+    # the clinic's contributions kept, once each
+    assert CLINIC_ADDRESS in [_plain(a) for a in patient["address"]]
+    assert len(patient["address"]) == 2
+    telecoms = [_telecom(t) for t in patient["telecom"]]
+    assert CLINIC_TELECOM | {
+        ("phone", "040 30601234", "home"),
+        ("email", "anna.mueller@example.de", "home"),
+    } == set(telecoms)
+    assert len(telecoms) == len(set(telecoms))
+    assert {"family": "Mueller", "given": ["Anna"]} in patient["name"]
+
+
+@pytest.mark.parametrize("kind", sorted(CLINIC_MESSAGES))
+def test_clinic_address_and_mrn_survive_the_insurer_import_and_its_reimport(
+    service: ResourceService, intake: Intake, kind: str
+) -> None:
+    fresh = Fresh()
+    kvnr = new_kvnr()
+    fresh.kvnrs[ROW1_KVNR] = kvnr
+    mrn = f"MR-{uuid.uuid4().hex[:8]}"
+    pid = _pid(mrn, kvnr, ROW1_BORN, "Mueller^Anna")
+    raw = CLINIC_MESSAGES[kind](pid, control_id=f"C-{uuid.uuid4().hex[:10]}")
+    accepted(intake, raw)
+
+    data = insurer_file(fresh)
+    report = ingest(service, data, "tk")
+    assert (report.imported, report.rejected) == (4, 0), report.errors
+    patient = only_patient(service, kvnr)
+    assert patient["id"] == patient_id(kvnr)
+    _has_both_sources(patient, kvnr, mrn)
+    version = patient["meta"]["versionId"]
+
+    # re-importing the same file changes nothing (digest skip) ...
+    again = ingest(service, data, "tk")
+    assert (again.unchanged, again.resources_created, again.resources_updated) == (4, 0, 0)
+    # ... nor does a clinic resend, or the same content under a new control id
+    assert send(intake, raw)[0].duplicate
+    accepted(intake, CLINIC_MESSAGES[kind](pid))
+    assert only_patient(service, kvnr)["meta"]["versionId"] == version
+
+
+@pytest.mark.parametrize("kind", sorted(CLINIC_MESSAGES))
+def test_insurer_data_survives_the_clinic_message_and_both_stay_on_reimport(
+    service: ResourceService, intake: Intake, kind: str
+) -> None:
+    data, kvnr = imported(service)
+    mrn = f"MR-{uuid.uuid4().hex[:8]}"
+    pid = _pid(mrn, kvnr, ROW1_BORN, "Mueller^Anna")
+    raw = CLINIC_MESSAGES[kind](pid, control_id=f"C-{uuid.uuid4().hex[:10]}")
+    accepted(intake, raw)
+    patient = only_patient(service, kvnr)
+    _has_both_sources(patient, kvnr, mrn)
+    version = patient["meta"]["versionId"]
+
+    assert send(intake, raw)[0].duplicate  # a resend: answered from the inbox
+    accepted(intake, CLINIC_MESSAGES[kind](pid))  # same content, new control id
+    again = ingest(service, data, "tk")
+    assert (again.unchanged, again.resources_created, again.resources_updated) == (4, 0, 0)
+    assert only_patient(service, kvnr)["meta"]["versionId"] == version
+
+    # a changed note defeats the digest skip: the row is compared, the Patient still equal
+    noted = data.replace(b"Termin vormittags", b"Termin nachmittags")
+    compared = ingest(service, noted, "tk")
+    assert (compared.updated, compared.rejected) == (1, 0), compared.errors
+    assert only_patient(service, kvnr)["meta"]["versionId"] == version
+
+
+def test_merge_policy_is_idempotent_in_either_order() -> None:
+    """The pure merge functions: folding the same source in again changes nothing, and the
+    other source's entries survive either order."""
+    row = {
+        "resourceType": "Patient",
+        "identifier": [{"system": KVNR, "value": "A123456780"}],
+        "name": [{"use": "official", "family": "Müller", "given": ["Anna"]}],
+        "gender": "female",
+        "birthDate": "1964-08-12",
+        "address": [identity.insurer_mark({"use": "home", "city": "Hamburg"})],
+        "telecom": [identity.insurer_mark({"system": "phone", "value": "1", "use": "home"})],
+    }
+    clinic = {
+        "resourceType": "Patient",
+        "identifier": [
+            {"system": MRN_SYSTEM, "value": "MR-1"},
+            {"system": KVNR, "value": "A123456780"},
+        ],
+        "name": [
+            {"use": "official", "family": "Mueller", "given": ["Anna"]},
+            {"use": "maiden", "family": "Schmidt"},
+            {"family": "Müller", "given": ["Anna"]},  # the insurer's name again: not added
+        ],
+        "gender": "female",
+        "birthDate": "1964-08-12",
+        "address": [CLINIC_ADDRESS],
+        "telecom": [
+            {"system": "phone", "value": "2", "use": "home"},
+            {"system": "phone", "value": "1"},
+        ],
+    }
+    insurer_first = identity.merge_from_clinic(identity.merge_from_insurer(None, row), clinic, True)
+    clinic_first = identity.merge_from_insurer(
+        identity.merge_from_clinic(clinic, clinic, False), row
+    )
+    for merged in (insurer_first, clinic_first):
+        assert merged["name"] == [row["name"][0], {"use": "maiden", "family": "Schmidt"}]
+        assert merged["address"] == [row["address"][0], CLINIC_ADDRESS]
+        assert [t["value"] for t in merged["telecom"]] == ["1", "2"]
+        assert set(identity.shared_keys(merged)) == {(KVNR, "A123456780"), (MRN_SYSTEM, "MR-1")}
+        assert identity.merge_from_insurer(merged, row) == merged
+        assert identity.merge_from_clinic(merged, clinic, True) == merged
+    # a correction by the insurer replaces its own entries only
+    moved = {**row, "address": [identity.insurer_mark({"use": "home", "city": "Kiel"})]}
+    corrected = identity.merge_from_insurer(insurer_first, moved)
+    assert corrected["address"] == [moved["address"][0], CLINIC_ADDRESS]

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from adapters import identity
 from adapters.insurer import resources, writer
 from adapters.insurer.ingest import IngestError, ingest
 from adapters.insurer.report import Report
@@ -87,12 +88,21 @@ def test_patient_has_kvnr_kvz10_official_name_birth_date_address_and_telecom(
     ]
     assert patient["name"] == [{"use": "official", "family": "Müller", "given": ["Anna", "Maria"]}]
     assert (patient["gender"], patient["birthDate"]) == ("female", "1964-08-12")
+    # address and telecoms marked as the insurer's (docs/insurer-adapter.md, "Merge policy")
+    mark = [{"url": identity.SOURCE_URL, "valueCode": "insurer"}]
     assert patient["address"] == [
-        {"use": "home", "type": "both", "city": "Hamburg", "postalCode": "20095", "country": "DE"}
+        {
+            "use": "home",
+            "type": "both",
+            "city": "Hamburg",
+            "postalCode": "20095",
+            "country": "DE",
+            "extension": mark,
+        }
     ]
     assert patient["telecom"] == [
-        {"system": "phone", "value": "040 30601234", "use": "home"},
-        {"system": "email", "value": "anna.mueller@example.de", "use": "home"},
+        {"system": "phone", "value": "040 30601234", "use": "home", "extension": mark},
+        {"system": "email", "value": "anna.mueller@example.de", "use": "home", "extension": mark},
     ]
 
 
