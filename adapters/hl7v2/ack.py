@@ -12,6 +12,7 @@ import secrets
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from adapters.hl7v2.build import escape
 from adapters.hl7v2.types import Delimiters, MessageHeader, V2Error
 
 #: MSA-1 codes. Original mode: AA/AE/AR. Enhanced mode accept ACK: CA/CE/CR.
@@ -38,26 +39,6 @@ ERROR_TEXTS = {
 }
 _USER_MESSAGE_LIMIT = 500
 _LEGACY_TEXT_LIMIT = 80
-
-
-def escape(text: str, d: Delimiters) -> str:
-    """Escape free text for a field (HL7 v2 section 2.7); line breaks become spaces."""
-    table = {
-        d.escape: f"{d.escape}E{d.escape}",
-        d.field: f"{d.escape}F{d.escape}",
-        d.component: f"{d.escape}S{d.escape}",
-        d.subcomponent: f"{d.escape}T{d.escape}",
-        d.repetition: f"{d.escape}R{d.escape}",
-    }
-    out = []
-    for ch in text:
-        if ch in table:
-            out.append(table[ch])
-        elif ch < " " or ch == "\x7f":
-            out.append(" ")
-        else:
-            out.append(ch)
-    return "".join(out)
 
 
 def _copied(value: str, d: Delimiters) -> str:

@@ -28,11 +28,12 @@ from adapters.hl7v2.parse import read_header, split_messages
 from adapters.hl7v2.types import V2Error
 from adapters.mllp import MLLPClient
 from fhir_server.logging import configure as configure_logging
+from fhir_server.service.hl7_outbox import DELIVERED, Hl7OutboxService, OutboxRow
+from fhir_server.service.hl7_outbox import STATUSES as OUTBOX_STATUSES
 from fhir_server.service.messages import RETAINED_BY_DEFAULT, MessageService, Status
 from fhir_server.settings import get_settings
 from fhir_server.storage import migrate
 from fhir_server.storage.database import Database
-from fhir_server.storage.hl7_outbox import OutboxRow
 
 app = typer.Typer(
     help="HL7 v2: intake (files, MLLP, failed messages) and the outbound outbox.",
@@ -291,42 +292,35 @@ def outbox(
     database_url: DatabaseUrl = None,
 ) -> None:
     """Outbound HL7 v2 messages (docs/hl7v2-outbound.md): list them, show one, retry one."""
-    from fhir_server.service.clock import now
-    from fhir_server.storage import hl7_outbox
-
-    if status is not None and status not in hl7_outbox.STATUSES:
-        raise typer.BadParameter(f"status must be one of {', '.join(hl7_outbox.STATUSES)}")
+    if status is not None and status not in OUTBOX_STATUSES:
+        raise typer.BadParameter(f"status must be one of {', '.join(OUTBOX_STATUSES)}")
     db = _database(database_url)
+    service = Hl7OutboxService(db)
     try:
         if retry is not None:
-            with db.write() as conn:
-                before = hl7_outbox.retry(conn, retry, now())
+            before = service.retry(retry)
             if before is None:
                 console.print(f"[red]no outbox row {retry}[/red]")
                 raise typer.Exit(1)
-            if before.status == hl7_outbox.DELIVERED:
+            if before.status == DELIVERED:
                 console.print(f"[red]row {retry} was delivered already; not sent again[/red]")
                 raise typer.Exit(1)
-            with db.read() as conn:
-                if hl7_outbox.superseded(conn, before):
-                    console.print(
-                        f"[red]row {retry} is superseded by a later version of "
-                        f"{before.res_type}/{before.res_id}; not sent again[/red]"
-                    )
-                    raise typer.Exit(1)
+            if service.superseded(before):
+                console.print(
+                    f"[red]row {retry} is superseded by a later version of "
+                    f"{before.res_type}/{before.res_id}; not sent again[/red]"
+                )
+                raise typer.Exit(1)
             console.print(f"row {retry}: {before.status} -> pending (due now)")
             return
         if show is not None:
-            with db.read() as conn:
-                row = hl7_outbox.get(conn, show)
+            row = service.get(show)
             if row is None:
                 console.print(f"[red]no outbox row {show}[/red]")
                 raise typer.Exit(1)
             typer.echo(row.message.decode("utf-8", errors="replace").replace("\r", "\n"), nl=False)
             return
-        with db.read() as conn:
-            rows = hl7_outbox.rows(conn, status, limit=limit)
-            counts = hl7_outbox.counts(conn)
+        rows, counts = service.overview(status, limit=limit)
     finally:
         db.dispose()
     _print_outbox(rows, counts)

@@ -1,9 +1,9 @@
 """The outbound ORU^R01 (v2.5.1) that tells a clinic the verdict (docs/hl7v2-outbound.md).
 
-Built by hand, like the ACK (``adapters/hl7v2/ack.py``): the message is a handful of segments,
-every free-text leaf must be escaped exactly once, and hl7apy re-encodes escapes. The mapping
-engine (``adapters/mapping``) only reads v2 into FHIR, so the field choices are written down
-here, one function per segment; ``FIELDS`` in the doc lists them.
+Built by hand with ``adapters/hl7v2/build.py``, like the ACK (``adapters/hl7v2/ack.py``): the
+message is a handful of segments, every free-text leaf must be escaped exactly once, and hl7apy
+re-encodes escapes. The mapping engine (``adapters/mapping``) only reads v2 into FHIR, so the
+field choices are written down here, one function per segment; ``FIELDS`` in the doc lists them.
 
     MSH  IVZ-BRIDGE|IVZ -> receiver (Endpoint header or team), ORU^R01^ORU_R01, MSH-10 given
     PID  KVNR (CX with assigning authority 1.2.276.0.76.4.8, type KVZ10), the bridge's
@@ -22,21 +22,18 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
-from zoneinfo import ZoneInfo
 
-from adapters.hl7v2.ack import OUR_APPLICATION, escape
-from adapters.hl7v2.types import Delimiters
+from adapters.hl7v2.ack import OUR_APPLICATION
+from adapters.hl7v2.build import DEFAULT, comp, dtm, encoding_characters, er7, leaf, segment, sub
 from fhir_server.pathway.program import APPOINTMENT_SYSTEM, BASE, KVNR_SYSTEM, TEAM_SYSTEM
 from fhir_server.pathway.view import OBSERVATION_SYSTEM, VERDICT_SYSTEM
 
 VERSION = "2.5.1"
 SENDING_FACILITY = "IVZ"
 MESSAGE_TYPE = "ORU^R01^ORU_R01"
-ZONE = ZoneInfo("Europe/Berlin")
 KVNR_OID = "1.2.276.0.76.4.8"
 GENDER_DE = "http://fhir.de/StructureDefinition/gender-amtlich-de"
 #: CWE-3 coding-system names (HL7 table 0396 and mappings/codes/coding-systems.yaml, so that
@@ -60,7 +57,6 @@ SEX = {"male": "M", "female": "F", "other": "O", "unknown": "U"}
 #: FHIR verdict status -> OBX-11/OBR-25 (table 0085).
 RESULT_STATUS = {"final": "F", "amended": "C", "corrected": "C", "entered-in-error": "W"}
 
-_D = Delimiters()
 _LINES = re.compile(r"\r\n|\r|\n")
 
 
@@ -92,36 +88,6 @@ def control_id(*key: object) -> str:
     return "IVZ" + digest[:17].upper()
 
 
-def _e(text: object) -> str:
-    """One escaped leaf (delimiters escaped, control characters become spaces)."""
-    return escape(str(text), _D) if text is not None else ""
-
-
-def _join(sep: str, parts: Sequence[str]) -> str:
-    """Parts (already escaped) joined, trailing empty parts dropped."""
-    items = list(parts)
-    while items and not items[-1]:
-        items.pop()
-    return sep.join(items)
-
-
-def _comp(*parts: str) -> str:
-    return _join(_D.component, parts)
-
-
-def _sub(*parts: str) -> str:
-    return _join(_D.subcomponent, parts)
-
-
-def _segment(name: str, fields: dict[int, str]) -> str:
-    """Fields by number (already escaped). MSH counts as written: MSH-1 is the separator
-    itself, so key 1 of MSH is MSH-2 (the encoding characters), key n is MSH-(n+1)."""
-    values = [""] * max(fields)
-    for index, value in fields.items():
-        values[index - 1] = value
-    return _join(_D.field, [name, *values])
-
-
 def timestamp(value: Any) -> str:
     """A FHIR date/dateTime/instant as HL7 DTM (German local time with offset); partial
     dates keep their precision."""
@@ -135,11 +101,7 @@ def timestamp(value: Any) -> str:
         return ""
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(ZONE).strftime("%Y%m%d%H%M%S%z")
-
-
-def _dtm(when: datetime) -> str:
-    return when.astimezone(ZONE).strftime("%Y%m%d%H%M%S%z")
+    return dtm(parsed)
 
 
 def _codings(concept: Any) -> list[dict[str, Any]]:
@@ -156,9 +118,9 @@ def _cwe(concept: Any, prefer: str | None = None) -> str:
         chosen = next((c for c in codings if c.get("system") in CODING_SYSTEMS), None)
     if chosen is None:
         text = concept.get("text") if isinstance(concept, dict) else None
-        return _comp("", _e(text or ""))
+        return comp("", leaf(text or ""))
     name = CODING_SYSTEMS[str(chosen.get("system"))]
-    return _comp(_e(chosen.get("code", "")), _e(chosen.get("display", "")), name)
+    return comp(leaf(chosen.get("code", "")), leaf(chosen.get("display", "")), name)
 
 
 def _identifier(resource: dict[str, Any] | None, system: str) -> str | None:
@@ -172,17 +134,17 @@ def _identifier(resource: dict[str, Any] | None, system: str) -> str | None:
 
 
 def msh(receiver: Receiver, control: str, when: datetime) -> str:
-    return _segment(
+    return segment(
         "MSH",
         {
-            1: _D.component + _D.repetition + _D.escape + _D.subcomponent,
+            1: encoding_characters(),
             2: OUR_APPLICATION,
             3: SENDING_FACILITY,
-            4: _e(receiver.application),
-            5: _e(receiver.facility),
-            6: _dtm(when),
+            4: leaf(receiver.application),
+            5: leaf(receiver.facility),
+            6: dtm(when),
             8: MESSAGE_TYPE,
-            9: _e(control),
+            9: leaf(control),
             10: "P",
             11: VERSION,
             16: "DEU",
@@ -196,15 +158,15 @@ def pid(patient: dict[str, Any] | None) -> str:
     ids = []
     kvnr = _identifier(patient, KVNR_SYSTEM)
     if kvnr:
-        ids.append(_comp(_e(kvnr), "", "", _sub("", KVNR_OID, "ISO"), "KVZ10"))
+        ids.append(comp(leaf(kvnr), "", "", sub("", KVNR_OID, "ISO"), "KVZ10"))
     if patient.get("id"):
-        authority = _sub("IVZ", f"{BASE}/Patient", "URI")
-        ids.append(_comp(_e(patient["id"]), "", "", authority, "PI"))
-    return _segment(
+        authority = sub("IVZ", f"{BASE}/Patient", "URI")
+        ids.append(comp(leaf(patient["id"]), "", "", authority, "PI"))
+    return segment(
         "PID",
         {
             1: "1",
-            3: _D.repetition.join(ids),
+            3: DEFAULT.repetition.join(ids),
             5: _name(patient),
             7: timestamp(patient.get("birthDate")),
             8: _sex(patient),
@@ -223,12 +185,12 @@ def _name(patient: dict[str, Any]) -> str:
     family = name.get("family") or ""
     if not family and not given and name.get("text"):
         family = name["text"]
-    return _comp(
-        _e(family),
-        _e(given[0] if given else ""),
-        _e(" ".join(given[1:])),
-        _e(suffix),
-        _e(prefix),
+    return comp(
+        leaf(family),
+        leaf(given[0] if given else ""),
+        leaf(" ".join(given[1:])),
+        leaf(suffix),
+        leaf(prefix),
         "",
         "L" if name.get("use") in (None, "official", "usual") else "",
     )
@@ -248,18 +210,18 @@ def _placer(referral: dict[str, Any]) -> str:
     """The referral: its first business identifier (EI with the system as URI), else its id."""
     for ident in referral.get("identifier") or []:
         if isinstance(ident, dict) and ident.get("value"):
-            return _comp(_e(ident["value"]), "", _e(ident.get("system", "")), "URI")
-    return _comp(_e(referral.get("id", "")), "IVZ")
+            return comp(leaf(ident["value"]), "", leaf(ident.get("system", "")), "URI")
+    return comp(leaf(referral.get("id", "")), "IVZ")
 
 
 def _filler(appointment: dict[str, Any] | None) -> str:
     """The booking number as the clinic quotes it in SCH-1 (``<number>^IVZ``)."""
     number = _identifier(appointment, APPOINTMENT_SYSTEM)
-    return _comp(_e(number), "IVZ") if number else ""
+    return comp(leaf(number), "IVZ") if number else ""
 
 
 def orc(facts: VerdictFacts) -> str:
-    return _segment(
+    return segment(
         "ORC",
         {
             1: "RE",
@@ -273,13 +235,13 @@ def orc(facts: VerdictFacts) -> str:
 
 def obr(facts: VerdictFacts, status: str) -> str:
     verdict = facts.verdict
-    return _segment(
+    return segment(
         "OBR",
         {
             1: "1",
             2: _placer(facts.referral),
             3: _filler(facts.appointment),
-            4: _comp(*VERDICT_CODE),
+            4: comp(*VERDICT_CODE),
             7: timestamp(verdict.get("effectiveDateTime")),
             22: timestamp(verdict.get("issued")),
             25: status,
@@ -297,19 +259,19 @@ def _performer(facts: VerdictFacts) -> str:
     if not name and not team:
         return ""
     if not team:
-        return _comp(_e(name or ""))
-    authority = _sub("IVZ", TEAM_SYSTEM, "URI")
-    return _comp(_e(name or ""), "", "", "", "", authority, "XX", "", "", _e(team))
+        return comp(leaf(name or ""))
+    authority = sub("IVZ", TEAM_SYSTEM, "URI")
+    return comp(leaf(name or ""), "", "", "", "", authority, "XX", "", "", leaf(team))
 
 
 def verdict_obx(facts: VerdictFacts, status: str) -> str:
     verdict = facts.verdict
-    return _segment(
+    return segment(
         "OBX",
         {
             1: "1",
             2: "CWE",
-            3: _comp(*VERDICT_CODE),
+            3: comp(*VERDICT_CODE),
             4: "1",
             5: _cwe(verdict.get("valueCodeableConcept"), VERDICT_SYSTEM),
             11: status,
@@ -369,14 +331,14 @@ def plan_summary(facts: VerdictFacts) -> list[str]:
 
 
 def _text_obx(set_id: int, line: str, status: str) -> str:
-    return _segment(
+    return segment(
         "OBX",
         {
             1: str(set_id),
             2: "TX",
-            3: _comp(*PLAN_NOTE),
+            3: comp(*PLAN_NOTE),
             4: "2",
-            5: _e(line),
+            5: leaf(line),
             11: status,
         },
     )
@@ -389,10 +351,10 @@ def build(
     segments = [msh(receiver, control, when), pid(facts.patient), orc(facts), obr(facts, status)]
     segments.append(verdict_obx(facts, status))
     segments += [
-        _segment("NTE", {1: str(n), 2: "L", 3: _e(text)})
+        segment("NTE", {1: str(n), 2: "L", 3: leaf(text)})
         for n, text in enumerate(notes(facts.verdict), 1)
     ]
     if status != "W":
         summary = plan_summary(facts)
         segments += [_text_obx(n, line, status) for n, line in enumerate(summary, 2)]
-    return ("\r".join(segments) + "\r").encode("utf-8")
+    return er7(segments)

@@ -34,10 +34,10 @@ from fhir_server.pathway.view import (
     references,
     team_service_id,
 )
+from fhir_server.service import hl7_outbox
+from fhir_server.service.hl7_outbox import NewMessage
 from fhir_server.service.hooks import Hooks
 from fhir_server.service.resources import Unit
-from fhir_server.storage import hl7_outbox
-from fhir_server.storage.hl7_outbox import NewMessage
 
 log = get_logger(__name__)
 
@@ -204,8 +204,8 @@ def queue_verdict(unit: Unit, doc: dict[str, Any], before: dict[str, Any] | None
     messages = []
     for target in found:
         result = status
-        if status == "F" and hl7_outbox.queued_before(
-            unit.conn, "Observation", doc["id"], target.endpoint_id
+        if status == "F" and hl7_outbox.owed_before(
+            unit, "Observation", doc["id"], target.endpoint_id
         ):
             result = "C"  # a later version of a result already sent is a correction
         control = oru.control_id("Observation", doc["id"], version, target.endpoint_id)
@@ -221,7 +221,7 @@ def queue_verdict(unit: Unit, doc: dict[str, Any], before: dict[str, Any] | None
                 oru.build(facts, target.receiver, control, when, result),
             )
         )
-    hl7_outbox.enqueue(unit.conn, messages, when)
+    hl7_outbox.enqueue(unit, messages, when)  # in the verdict's transaction
     log.info(
         "verdict queued for HL7 v2 receivers",
         verdict=f"Observation/{doc['id']}/_history/{version}",

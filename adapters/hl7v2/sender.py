@@ -1,7 +1,7 @@
 """The outbound HL7 v2 sender: transmits queued messages over MLLP and checks each ACK.
 
 An asyncio task in each server process (``IVZ_HL7_OUTBOUND``). Each round claims due rows
-with a lease (``fhir_server/storage/hl7_outbox.py``: the oldest pending row per endpoint, so
+with a lease (``fhir_server/service/hl7_outbox.py``: the oldest pending row per endpoint, so
 one endpoint's messages go in order), re-reads each row's Endpoint (its current address; a
 switched-off or deleted Endpoint cancels the row, a suspended one postpones it), sends the
 stored bytes and reads the answer:
@@ -25,8 +25,8 @@ import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import Connection
 from starlette.concurrency import run_in_threadpool
 
 from adapters.hl7v2.ack import (
@@ -39,14 +39,11 @@ from adapters.hl7v2.ack import (
 )
 from adapters.hl7v2.outbound import is_mllp, parse_address
 from adapters.mllp import MLLPClient
-from fhir_server.fhir import jsonio
 from fhir_server.logging import get_logger
 from fhir_server.polling import PollingWorker, RetryPolicy
 from fhir_server.service.clock import now as utc_now
-from fhir_server.storage import hl7_outbox
-from fhir_server.storage import repository as repo
+from fhir_server.service.hl7_outbox import Hl7OutboxService, OutboxRow
 from fhir_server.storage.database import Database
-from fhir_server.storage.hl7_outbox import OutboxRow
 
 log = get_logger(__name__)
 
@@ -102,6 +99,21 @@ def judge(row: OutboxRow, payload: bytes) -> Result:
     )
 
 
+def _prepare(row: OutboxRow, endpoint: dict[str, Any] | None) -> Job:
+    """Where to send ``row`` now (its Endpoint's current address), or why not at all."""
+    if endpoint is None:
+        return Job(row, cancel=f"Endpoint/{row.endpoint_id} was deleted")
+    status = endpoint.get("status")
+    if status == "suspended":
+        return Job(row, postpone=f"Endpoint/{row.endpoint_id} is suspended")
+    if status != "active":
+        return Job(row, cancel=f"Endpoint/{row.endpoint_id} is {status}")
+    address = parse_address(endpoint.get("address"))
+    if address is None or not is_mllp(endpoint):
+        return Job(row, cancel=f"Endpoint/{row.endpoint_id} is no longer an MLLP endpoint")
+    return Job(row, address[0], address[1])
+
+
 class OutboundSender(PollingWorker):
     """Sends ``hl7_outbox`` rows; ``run_once`` is one round (tests call it directly)."""
 
@@ -116,6 +128,7 @@ class OutboundSender(PollingWorker):
         self.db = db
         self.policy = policy or Policy()
         self.clock = clock
+        self.outbox = Hl7OutboxService(db, clock)
         super().__init__(self.policy.poll_seconds)
 
     async def run_once(self) -> int:
@@ -126,40 +139,23 @@ class OutboundSender(PollingWorker):
 
     def _claim(self) -> list[Job]:
         lease = timedelta(seconds=self.policy.lease_seconds)
-        with self.db.read(single=True) as conn:
-            if not hl7_outbox.anything_due(conn, self.clock()):
-                return []
-        with self.db.write() as conn:
-            rows = hl7_outbox.claim(conn, self.clock(), lease, self.policy.batch)
+        if not self.outbox.anything_due():
+            return []
+        rows = self.outbox.claim(lease, self.policy.batch)
         if not rows:
             return []
-        with self.db.read() as conn:
-            return [self._prepare(conn, row) for row in rows]
-
-    def _prepare(self, conn: Connection, row: OutboxRow) -> Job:
-        current = repo.get_current(conn, "Endpoint", row.endpoint_id)
-        if current is None or current.deleted or current.content is None:
-            return Job(row, cancel=f"Endpoint/{row.endpoint_id} was deleted")
-        endpoint = jsonio.loads_trusted(current.content)
-        status = endpoint.get("status")
-        if status == "suspended":
-            return Job(row, postpone=f"Endpoint/{row.endpoint_id} is suspended")
-        if status != "active":
-            return Job(row, cancel=f"Endpoint/{row.endpoint_id} is {status}")
-        address = parse_address(endpoint.get("address"))
-        if address is None or not is_mllp(endpoint):
-            return Job(row, cancel=f"Endpoint/{row.endpoint_id} is no longer an MLLP endpoint")
-        return Job(row, address[0], address[1])
+        endpoints = self.outbox.endpoints(row.endpoint_id for row in rows)
+        return [_prepare(row, endpoints[row.endpoint_id]) for row in rows]
 
     async def _handle(self, job: Job) -> None:
         row = job.row
         if job.cancel is not None:
-            await run_in_threadpool(self._write, hl7_outbox.cancel, row.id, job.cancel)
+            await run_in_threadpool(self.outbox.cancel, row.id, job.cancel)
             log.warning("hl7 outbound message cancelled", row=row.id, reason=job.cancel)
             return
         if job.postpone is not None:
             due = self.clock() + timedelta(seconds=self.policy.retry_max_seconds)
-            await run_in_threadpool(self._write, hl7_outbox.postpone, row.id, due, job.postpone)
+            await run_in_threadpool(self.outbox.postpone, row.id, due, job.postpone)
             return
         result = await self.send(job)
         await run_in_threadpool(self._record, row, result)
@@ -184,7 +180,7 @@ class OutboundSender(PollingWorker):
 
     def _record(self, row: OutboxRow, result: Result) -> None:
         if result.delivered:
-            self._write(hl7_outbox.mark_delivered, row.id, self.clock(), result.ack_code or "AA")
+            self.outbox.delivered(row.id, result.ack_code or "AA")
             log.info("hl7 outbound message delivered", row=row.id, control_id=row.control_id)
             return
         error = result.error or "not delivered"
@@ -192,10 +188,7 @@ class OutboundSender(PollingWorker):
         rejections = row.rejections + (1 if result.rejected else 0)
         give_up = result.final or rejections >= self.policy.max_attempts
         due = None if give_up else self.clock() + self.policy.backoff(attempts)
-        with self.db.write() as conn:
-            hl7_outbox.mark_failed_attempt(
-                conn, row.id, error, due, rejected=result.rejected, ack_code=result.ack_code
-            )
+        self.outbox.failed_attempt(row.id, error, due, result.rejected, result.ack_code)
         log.warning(
             "hl7 outbound message failed" if give_up else "hl7 outbound attempt failed",
             row=row.id,
@@ -203,10 +196,6 @@ class OutboundSender(PollingWorker):
             attempts=attempts,
             error=error,
         )
-
-    def _write(self, fn: Callable[..., None], *args: object) -> None:
-        with self.db.write() as conn:
-            fn(conn, *args)
 
 
 def _text(exc: BaseException) -> str:

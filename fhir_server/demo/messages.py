@@ -3,6 +3,8 @@
 They are built as a clinic would send them (the KVNR in PID-3 with its OID, LOINC codes,
 UCUM units, program codes by coding-system name) and go through the real MLLP intake, so
 the demo shows the mappings and the pathway rules that attach results to the case.
+Segments, components and DTM come from ``adapters/hl7v2/build.py``, as for the bridge's own
+ORU^R01, so both sides write the same bytes for the same values.
 """
 
 from __future__ import annotations
@@ -10,15 +12,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from fhir_server.demo.cohort import BERLIN, Case
+from adapters.hl7v2.ack import OUR_APPLICATION
+from adapters.hl7v2.build import comp, dtm, encoding_characters, er7, segment, sub
+from adapters.hl7v2.oru import KVNR_OID, SENDING_FACILITY
+from fhir_server.demo.cohort import Case
 from fhir_server.pathway.program import BOOKING_NAMESPACE
 
 #: CWE-3 names of the program's CodeSystems ``ivz-observation`` and ``ivz-mpss-stage``
 #: (mappings/codes/coding-systems.yaml).
 PROGRAM_CODES = "IVZOBS"
 MPSS_CODES = "IVZMPSS"
-RECEIVER = "IVZ-BRIDGE|IVZ"
-KVNR_OID = "1.2.276.0.76.4.8"
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,32 +44,31 @@ class Visit:
     end: datetime
 
 
-def _ts(value: datetime) -> str:
-    """HL7 DTM in Berlin time with its offset."""
-    return value.astimezone(BERLIN).strftime("%Y%m%d%H%M%S%z")
-
-
-def _segment(name: str, fields: dict[int, str]) -> str:
-    values = [""] * max(fields)
-    for index, value in fields.items():
-        values[index - 1] = value
-    return "|".join([name, *values])
-
-
 def _msh(visit: Visit, when: datetime, kind: str, control_id: str) -> str:
-    facility = visit.team.upper()
-    return (
-        f"MSH|^~\\&|IVZ-TEAM|{facility}|{RECEIVER}|{_ts(when)}||{kind}|{control_id}|P|2.5"
-        "|||||DEU|UNICODE UTF-8"
+    return segment(
+        "MSH",
+        {
+            1: encoding_characters(),
+            2: "IVZ-TEAM",
+            3: visit.team.upper(),
+            4: OUR_APPLICATION,  # the bridge, as it names itself in its own messages
+            5: SENDING_FACILITY,
+            6: dtm(when),
+            8: kind,
+            9: control_id,
+            10: "P",
+            11: "2.5",
+            16: "DEU",
+            17: "UNICODE UTF-8",
+        },
     )
 
 
 def _pid(case: Case) -> str:
     sex = {"w": "F", "m": "M", "d": "D", "x": "X"}[case.sex]  # German D/X: gender-amtlich-de
-    return (
-        f"PID|1||{case.kvnr}^^^&{KVNR_OID}&ISO^KVZ10||{case.family}^{case.given}"
-        f"||{case.birth_date:%Y%m%d}|{sex}"
-    )
+    kvnr = comp(case.kvnr, "", "", sub("", KVNR_OID, "ISO"), "KVZ10")
+    name = comp(case.family, case.given)
+    return segment("PID", {1: "1", 3: kvnr, 5: name, 7: f"{case.birth_date:%Y%m%d}", 8: sex})
 
 
 def siu(case: Case, visit: Visit, event: str, status: str, when: datetime, seq: int) -> Message:
@@ -76,14 +78,14 @@ def siu(case: Case, visit: Visit, event: str, status: str, when: datetime, seq: 
     Appointment the bridge booked (docs/pathway.md); SCH-2 is the clinic's own number.
     """
     minutes = int((visit.end - visit.start).total_seconds() // 60)
-    sch = _segment(
+    sch = segment(
         "SCH",
         {
-            1: f"{visit.booking_number}^{BOOKING_NAMESPACE}",
-            2: f"{case.number}-{seq}^{visit.team.upper()}",
+            1: comp(visit.booking_number, BOOKING_NAMESPACE),
+            2: comp(f"{case.number}-{seq}", visit.team.upper()),
             9: str(minutes),
             10: "min",
-            11: f"^^^{_ts(visit.start)}^{_ts(visit.end)}",
+            11: comp("", "", "", dtm(visit.start), dtm(visit.end)),
             25: status,
         },
     )
@@ -93,13 +95,13 @@ def siu(case: Case, visit: Visit, event: str, status: str, when: datetime, seq: 
         sch,
         _pid(case),
     ]
-    return Message(control_id, "\r".join(segments).encode("utf-8") + b"\r")
+    return Message(control_id, er7(segments))
 
 
 def oru(case: Case, visit: Visit, when: datetime) -> Message:
     """ORU^R01 with the assessment: instruments and examination findings."""
     f = case.findings
-    at = _ts(visit.start)
+    at = dtm(visit.start)
     order = f"{case.number}-A"
     control_id = f"{case.number}-ORU-1"
     yes_no = {True: "Y^Yes^HL70136", False: "N^No^HL70136"}
@@ -124,22 +126,24 @@ def oru(case: Case, visit: Visit, when: datetime) -> Message:
     segments = [
         _msh(visit, when, "ORU^R01^ORU_R01", control_id),
         _pid(case),
-        _segment(
+        segment(
             "OBR",
             {
                 1: "1",
-                2: f"{order}^{visit.team.upper()}",
-                3: f"{order}^{visit.team.upper()}",
+                2: comp(order, visit.team.upper()),
+                3: comp(order, visit.team.upper()),
                 4: "ZM-ASSESS^Interdisziplinäres Assessment^L",
                 7: at,
-                22: _ts(when),
+                22: dtm(when),
                 25: "F",
             },
         ),
     ]
-    for i, (kind, code, value, units) in enumerate(results, start=1):
-        segments.append(f"OBX|{i}|{kind}|{code}||{value}|{units}|||||F|||{at}")
-    return Message(control_id, "\r".join(segments).encode("utf-8") + b"\r")
+    segments += [
+        segment("OBX", {1: str(i), 2: kind, 3: code, 5: value, 6: units, 11: "F", 14: at})
+        for i, (kind, code, value, units) in enumerate(results, start=1)
+    ]
+    return Message(control_id, er7(segments))
 
 
 def _summary(case: Case) -> str:

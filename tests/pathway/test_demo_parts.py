@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
@@ -109,3 +110,39 @@ def test_a_message_the_bridge_does_not_accept_stops_the_demo(
     with Clinic(pathway_service) as clinic, pytest.raises(ClinicError, match="X-1: AR"):
         clinic.send(Message("X-1", raw))
     assert clinic.acks == {"AR": 1}
+
+
+def test_the_clinic_messages_are_pinned_byte_for_byte() -> None:
+    """The demo's messages are its fixture: a refactor of the builders must not move a byte."""
+    cases = generate(20, 5, FIRST, LAST)
+    message = siu(cases[0], _visit(), "S14", "Complete", datetime(2026, 10, 6, 10, tzinfo=UTC), 1)
+    assert message.raw == (
+        b"MSH|^~\\&|IVZ-TEAM|TEAM-07|IVZ-BRIDGE|IVZ|20261006120000+0200||SIU^S14^SIU_S12"
+        b"|IVZ-DEMO-0001-SIU-1|P|2.5|||||DEU|UNICODE UTF-8"
+        b"\rSCH|0A1B2C3D4E5F^IVZ|IVZ-DEMO-0001-1^TEAM-07|||||||90|min"
+        b"|^^^20261006100000+0200^20261006113000+0200||||||||||||||Complete"
+        b"\rPID|1||Y096545143^^^&1.2.276.0.76.4.8&ISO^KVZ10||Kowalski^Holger||19530813|M\r"
+    )
+    results = oru(cases[0], _visit(), datetime(2026, 10, 6, 12, tzinfo=UTC)).raw.split(b"\r")
+    assert (
+        results[2]
+        == (
+            "OBR|1|IVZ-DEMO-0001-A^TEAM-07|IVZ-DEMO-0001-A^TEAM-07"
+            "|ZM-ASSESS^Interdisziplinäres Assessment^L|||20261006100000+0200"
+            "|||||||||||||||20261006140000+0200|||F"
+        ).encode()
+    )
+    assert (
+        results[9]
+        == (
+            "OBX|7|CWE|exam-lasegue^Lasègue-Zeichen^IVZOBS||Y^Yes^HL70136"
+            "||||||F|||20261006100000+0200"
+        ).encode()
+    )
+    digest = hashlib.sha256()
+    for case in cases:
+        for status in ("Booked", "Complete"):
+            when = datetime(2026, 7, 6, 10, tzinfo=UTC)
+            digest.update(siu(case, _visit(), "S12", status, when, 2).raw)
+        digest.update(oru(case, _visit(), datetime(2026, 1, 6, 12, tzinfo=UTC)).raw)
+    assert digest.hexdigest() == "1765790a3a978dc744485298903c46648eab237c56b6880c68741591f7a9bc83"

@@ -201,6 +201,12 @@ def test_missing_data_leaves_fields_empty() -> None:
         WHEN,
         "F",
     )
+    assert raw == (
+        b"MSH|^~\\&|IVZ-BRIDGE|IVZ|||20260305143000+0100||ORU^R01^ORU_R01|C1|P|2.5.1"
+        b"|||||DEU|UNICODE UTF-8\rPID|1\rORC|RE|r9^IVZ|||CM"
+        b"\rOBR|1|r9^IVZ||verdict^Second-opinion verdict^IVZOBS|||||||||||||||||||||F"
+        b"\rOBX|1|CWE|verdict^Second-opinion verdict^IVZOBS|1|||||||F\r"
+    )
     message = parse(raw)
     assert [s.name for s in message.segments] == ["MSH", "PID", "ORC", "OBR", "OBX"]
     orc = message.first("ORC")
@@ -233,3 +239,32 @@ def test_endpoint_address_headers_and_facility() -> None:
     ik = {"id": "o1", "identifier": [{"system": "http://fhir.de/sid/arge-ik/iknr", "value": "1"}]}
     assert facility(ik) == "1"
     assert facility({"id": "o2"}) == "o2"
+
+
+def test_the_built_message_is_pinned_byte_for_byte() -> None:
+    """Every resend must be byte-identical, so a refactor of the builder must not move a byte."""
+    segments = [
+        "MSH|^~\\&|IVZ-BRIDGE|IVZ|KIS|TEAM-07|20260305143000+0100||ORU^R01^ORU_R01"
+        "|IVZ0123456789ABCDEF0|P|2.5.1|||||DEU|UNICODE UTF-8",
+        "PID|1||X110411675^^^&1.2.276.0.76.4.8&ISO^KVZ10"
+        "~p1^^^IVZ&https://ivz-bridge.example/fhir/Patient&URI^PI"
+        "||Müller-Lüdenscheidt^Jörg^K^^^^L||19610203|D",
+        "ORC|RE|TK-4711^^https://tk.example/referral^URI|00AB12CD34EF^IVZ||CM||||20260305143000+0100",
+        "OBR|1|TK-4711^^https://tk.example/referral^URI|00AB12CD34EF^IVZ"
+        "|verdict^Second-opinion verdict^IVZOBS|||20260305143000+0100"
+        "|||||||||||||||20260305143000+0100|||C",
+        "OBX|1|CWE|verdict^Second-opinion verdict^IVZOBS|1"
+        "|surgery-not-recommended^Operation nicht empfohlen^IVZVERDICT||||||C|||20260305143000+0100"
+        "|||||||||Schmerzzentrum 7^^^^^IVZ&https://ivz-bridge.example/fhir/sid/team&URI^XX^^^team-07",
+        "NTE|1|L|Stage II \\F\\ a\\S\\b \\R\\c \\E\\d \\T\\e",
+        "NTE|2|L|second line",
+        "OBX|2|TX|18776-5^Plan of care note^LN|2"
+        "|Treatment plan after the second opinion: Operation nicht empfohlen||||||C",
+        "OBX|3|TX|18776-5^Plan of care note^LN|2"
+        "|- Multimodal pain therapy \\F\\ interdisciplinary (OPS 8-918)||||||C",
+    ]
+    assert build("C", verdict=verdict("amended")) == ("\r".join(segments) + "\r").encode()
+    withdrawn = build("W", verdict=verdict("entered-in-error")).decode().split("\r")
+    assert withdrawn[:-1] == [
+        s.replace("|||C", "|||W").replace("||C|", "||W|") for s in segments[:7]
+    ]
