@@ -99,7 +99,9 @@ def test_refused_write_is_itself_recorded(client: httpx.Client) -> None:
     ],
 )
 def test_the_database_refuses_rewrites(client: httpx.Client, db: Database, statement: str) -> None:
-    assert events(client, _count="1")  # at least one row exists
+    pid = unique_id()
+    client.get(f"/Patient/{pid}")  # an event and an entity row exist (triggers fire per row)
+    assert only(client, entity=f"Patient/{pid}")
     with pytest.raises(Exception, match="append-only"), db.write() as conn:
         conn.execute(text(statement))
 
