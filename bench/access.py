@@ -20,7 +20,7 @@ from typing import Any
 from bench.pgschema import private_schema
 from fhir_server.access.policy import Access
 from fhir_server.service.resources import ResourceService
-from fhir_server.service.transaction import process
+from fhir_server.service.transaction import process, put_bundle
 from fhir_server.storage.database import Database
 
 POSTGRES_URL = os.environ.get(
@@ -101,18 +101,7 @@ def _url(resource: dict[str, Any]) -> str:
 def load(service: ResourceService, cases: int) -> None:
     for start in range(0, cases, 20):
         resources = [r for n in range(start, min(cases, start + 20)) for r in case(n)]
-        bundle = {
-            "resourceType": "Bundle",
-            "type": "transaction",
-            "entry": [
-                {
-                    "resource": r,
-                    "request": {"method": "PUT", "url": f"{r['resourceType']}/{r['id']}"},
-                }
-                for r in resources
-            ],
-        }
-        process(service, bundle, "http://bench.example/fhir")
+        process(service, put_bundle(resources), "http://bench.example/fhir")
     service.refresh_statistics()
 
 

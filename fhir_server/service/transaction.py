@@ -400,6 +400,19 @@ def _create_all(unit: Unit, entries: list[Entry]) -> list[EntryResult]:
     ]
 
 
+def put_bundle(resources: list[dict[str, Any]]) -> dict[str, Any]:
+    """A transaction that writes each resource under its own id (``PUT Type/id``): how
+    seeds, fixtures and benchmarks load resources whose ids they chose."""
+    return {
+        "resourceType": "Bundle",
+        "type": "transaction",
+        "entry": [
+            {"resource": r, "request": {"method": "PUT", "url": f"{r['resourceType']}/{r['id']}"}}
+            for r in resources
+        ],
+    }
+
+
 def process(
     service: ResourceService,
     bundle: Any,

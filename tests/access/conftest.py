@@ -17,6 +17,7 @@ import httpx
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from fhir_server.service.transaction import put_bundle
 from fhir_server.storage import migrate
 from fhir_server.storage.clients import Client, add_client
 from fhir_server.storage.database import Database
@@ -210,11 +211,7 @@ class World:
 
 
 def seed(world: World) -> None:
-    entries = [
-        {"resource": r, "request": {"method": "PUT", "url": f"{r['resourceType']}/{r['id']}"}}
-        for r in WORLD
-    ]
-    bundle = {"resourceType": "Bundle", "type": "transaction", "entry": entries}
+    bundle = put_bundle(list(WORLD))
     with world.client("admin") as http:
         response = http.post("", json=bundle, headers={"Content-Type": "application/fhir+json"})
     assert response.status_code == 200, response.text

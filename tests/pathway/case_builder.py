@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 
 from fhir_server.service.resources import ResourceService
-from fhir_server.service.transaction import process
+from fhir_server.service.transaction import process, put_bundle
 from tests.conftest import LiveServer, fresh_url
 
 BASE = "https://ivz-bridge.example/fhir"
@@ -222,28 +222,14 @@ def _appointment(spec: CaseSpec, patient: str) -> dict[str, Any]:
     return appointment
 
 
-def transaction(resources: list[dict[str, Any]]) -> dict[str, Any]:
-    return {
-        "resourceType": "Bundle",
-        "type": "transaction",
-        "entry": [
-            {
-                "resource": r,
-                "request": {"method": "PUT", "url": f"{r['resourceType']}/{r['id']}"},
-            }
-            for r in resources
-        ],
-    }
-
-
 def write(service: ResourceService, resources: list[dict[str, Any]]) -> None:
     """Store through the service layer, as one transaction."""
-    process(service, transaction(resources), "http://test.example/fhir")
+    process(service, put_bundle(resources), "http://test.example/fhir")
 
 
 def post(client: httpx.Client, resources: list[dict[str, Any]]) -> None:
     """Store over HTTP, as one transaction Bundle."""
-    response = client.post("/", json=transaction(resources))
+    response = client.post("/", json=put_bundle(resources))
     assert response.status_code == 200, response.text
 
 
