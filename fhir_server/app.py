@@ -6,6 +6,9 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import psycopg
+import psycopg_pool
+import sqlalchemy.exc
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -163,6 +166,16 @@ def _retry_policy(settings: Settings, prefix: str) -> RetryPolicy:
     return RetryPolicy(**{f: getattr(settings, f"{prefix}_{f}") for f in fields})
 
 
+#: Database failures a client should retry: connection lost or refused, pool exhausted,
+#: deadlock or lock timeout (the transaction was rolled back).
+STORE_UNAVAILABLE: tuple[type[Exception], ...] = (
+    sqlalchemy.exc.OperationalError,
+    sqlalchemy.exc.TimeoutError,
+    psycopg.OperationalError,
+    psycopg_pool.PoolTimeout,
+)
+
+
 def _install_error_handlers(app: FastAPI) -> None:
     async def fhir_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, FhirError)
@@ -181,6 +194,13 @@ def _install_error_handlers(app: FastAPI) -> None:
     async def validation_error(request: Request, exc: Exception) -> Response:
         return outcome_response(request, 400, [Issue("invalid", f"Invalid request: {exc}")])
 
+    async def store_unavailable(request: Request, exc: Exception) -> Response:
+        """The database is unreachable, overloaded or broke a lock cycle: nothing was applied
+        and the same request may simply be sent again (503, not a 500)."""
+        log.error("database unavailable", path=request.url.path, error=str(exc)[:300])
+        issue = Issue("transient", "The database is unavailable; the request was not applied")
+        return outcome_response(request, 503, [issue], {"Retry-After": "5"})
+
     async def unexpected(request: Request, exc: Exception) -> Response:
         log.exception("unhandled error", path=request.url.path, method=request.method)
         return outcome_response(
@@ -190,6 +210,8 @@ def _install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(FhirError, fhir_error)
     app.add_exception_handler(StarletteHTTPException, http_error)
     app.add_exception_handler(RequestValidationError, validation_error)
+    for unavailable in STORE_UNAVAILABLE:
+        app.add_exception_handler(unavailable, store_unavailable)
     app.add_exception_handler(Exception, unexpected)
 
 
