@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 from fhir_server.fhir.outcomes import FhirError
 from fhir_server.search.fhirpath import split_reference
+from fhir_server.search.request import has_control
 from fhir_server.service.clock import parse_instant
 from fhir_server.storage.audit import AuditQuery
 
@@ -24,6 +25,8 @@ def parse(
     for name, value in pairs:
         if name in IGNORED:
             continue
+        if has_control(name) or has_control(value):
+            raise FhirError(400, "value", f"Parameter '{name[:40]}' contains a control character")
         if name == "date":
             dates.extend(_date(value))
         elif name in ("agent", "client"):

@@ -6,6 +6,7 @@ http://hl7.org/fhir/R4/search.html — AND across repeated parameters, OR across
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -171,6 +172,16 @@ def _include(value: str, reverse: bool, iterate: bool) -> Include:
     return Include(parts[0], parts[1], parts[2] if len(parts) == 3 else None, iterate, reverse)
 
 
+#: The characters FHIR's string type excludes (tab, CR and LF are allowed).
+_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f]")
+
+
+def has_control(text: str) -> bool:
+    """A search value no stored value can match: FHIR strings exclude these characters, and
+    PostgreSQL refuses NUL in text (the query would fail, not just find nothing)."""
+    return _CONTROL.search(text) is not None
+
+
 def parse(resource_types: Iterable[str], pairs: Iterable[tuple[str, str]]) -> SearchRequest:
     """Parse query pairs; malformed result parameters are recorded in ``problems``."""
     req = SearchRequest(tuple(resource_types))
@@ -183,6 +194,8 @@ def parse(resource_types: Iterable[str], pairs: Iterable[tuple[str, str]]) -> Se
 
 
 def _apply(req: SearchRequest, name: str, value: str) -> None:
+    if has_control(name) or has_control(value):
+        raise ValueError("contains a control character")
     base, _, modifier = name.partition(":")
     if base in RESULT_PARAMS:
         _apply_result(req, base, modifier, value)

@@ -137,3 +137,28 @@ def test_invalid_summary_value_is_400(client: httpx.Client) -> None:
 
 def test_bad_since_is_400(client: httpx.Client) -> None:
     assert client.get("/Patient/_history", params={"_since": "last tuesday"}).status_code == 400
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "/Patient?family=a%00b",
+        "/Patient?fam%00ily=x",
+        "/Patient?name:contains=%01",
+        "/AuditEvent?agent=a%00b",
+        "/AuditEvent?entity=Patient/a%00b",
+    ],
+)
+def test_control_characters_in_search_parameters_are_400(client: httpx.Client, query: str) -> None:
+    r = client.get(query)
+    assert r.status_code == 400, r.text
+    assert "control character" in issue(r)["diagnostics"]
+
+
+def test_control_characters_in_a_conditional_create_are_400(client: httpx.Client) -> None:
+    r = client.post(
+        "/Patient",
+        content=b'{"resourceType": "Patient"}',
+        headers={"Content-Type": FHIR_JSON, "If-None-Exist": "family=a%00b"},
+    )
+    assert r.status_code == 400, r.text
