@@ -132,11 +132,16 @@ class AuditWriter:
                     item = self._queue.get_nowait()
                 except queue.Empty:
                     break
+            if not self._queue.empty():
+                # The batch stopped full (or at a marker) with events left, a durable one
+                # perhaps, whose wake-up the clear above took: take them without waiting.
+                self._wake.set()
             self._commit(batch)
-            for committed in waiting:
-                committed()
-            for marker in markers:
-                marker.set()
+            for notify in [*waiting, *(marker.set for marker in markers)]:
+                try:
+                    notify()
+                except Exception:  # e.g. the request's event loop closed meanwhile
+                    log.exception("audit commit notification failed")
 
     def _commit(self, batch: list[AuditRow]) -> None:
         delay = 0.1

@@ -81,6 +81,44 @@ def test_durable_offer_is_told_after_commit_without_waiting_for_the_interval(
     writer.close()
 
 
+def _open_writer(monkeypatch: Any, **settings: Any) -> tuple[AuditWriter, list[AuditRow]]:
+    written: list[AuditRow] = []
+    monkeypatch.setattr(
+        "fhir_server.audit.writer.insert_events", lambda conn, rows: written.extend(rows)
+    )
+    db = _StuckDatabase()
+    db.failed = True  # no failure
+    return AuditWriter(db, **settings), written  # type: ignore[arg-type]
+
+
+def test_a_durable_event_behind_a_full_batch_does_not_wait_for_the_interval(
+    monkeypatch: Any,
+) -> None:
+    writer, written = _open_writer(monkeypatch, batch_size=3, interval=30.0)
+    for n in range(4):  # one full batch and one plain event before the durable one
+        assert writer.offer(_row(n))
+    committed = threading.Event()
+    assert writer.offer_durable(_row(9), committed.set)
+    writer.db.release.set()  # type: ignore[attr-defined]
+    assert committed.wait(5)  # not the 30 s interval
+    assert "e9" in {r.event_id for r in written}
+    writer.close()
+
+
+def test_a_failing_commit_notification_does_not_stop_the_writer(monkeypatch: Any) -> None:
+    writer, written = _open_writer(monkeypatch, batch_size=100, interval=0.01)
+    writer.db.release.set()  # type: ignore[attr-defined]
+
+    def loop_closed() -> None:
+        raise RuntimeError("Event loop is closed")
+
+    assert writer.offer_durable(_row(1), loop_closed)
+    assert writer.sync(timeout=5)  # the writer thread is still alive and draining
+    assert writer.offer(_row(2)) and writer.sync(timeout=5)
+    assert [r.event_id for r in written] == ["e1", "e2"]
+    writer.close()
+
+
 def test_durable_server_answers_after_the_event_is_committed(tmp_path: Any) -> None:
     """With IVZ_AUDIT_DURABLE=on the event is in the database when the answer arrives."""
     url = f"sqlite:///{tmp_path / 'durable.db'}"
