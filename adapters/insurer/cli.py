@@ -76,13 +76,15 @@ def insurer(
         service = ResourceService(db)
         data = file.read_bytes()
         started = time.perf_counter()
-        with Progress(
+        with Progress(  # no stdout/stderr proxies: forked workers must not inherit their locks
             TextColumn("[bold]{task.description}"),
             BarColumn(),
             MofNCompleteColumn(),
             TimeElapsedColumn(),
             console=console,
             transient=True,
+            redirect_stdout=False,
+            redirect_stderr=False,
         ) as bar:
             task = bar.add_task(f"importing {file.name}", total=None)
 

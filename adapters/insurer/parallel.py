@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
+import sys
 import zlib
 from collections.abc import Callable
 from multiprocessing.connection import Connection, wait
@@ -35,6 +36,9 @@ Receive = Callable[[list[RowOutcome], int, int], None]
 
 #: Below this many rows per worker, forking and the extra connections cost more than they save.
 MIN_ROWS_PER_WORKER = 1000
+#: A worker that reports no chunk for this long is taken for stuck: it is stopped and the
+#: main process writes its remaining rows (a 500-row chunk takes seconds).
+STALL_SECONDS = 600.0
 #: More workers than this did not pay on the 2-core machine (PostgreSQL needs CPU too).
 MAX_DEFAULT_WORKERS = 4
 
@@ -75,7 +79,16 @@ def write(
         readers[reader] = process
     finished: set[int] = set()
     while readers:
-        for ready in wait(list(readers)):
+        ready_now = wait(list(readers), timeout=STALL_SECONDS)
+        if not ready_now:  # no worker reported for STALL_SECONDS: stop them, write here
+            for process in readers.values():
+                log.warning("insurer import worker silent for %s s; stopped", STALL_SECONDS)
+                process.kill()
+            writer.failures.append(
+                f"worker processes sent nothing for {STALL_SECONDS} s and were stopped; "
+                "the main process wrote their remaining rows"
+            )
+        for ready in ready_now or list(readers):
             assert isinstance(ready, Connection)
             try:
                 message = ready.recv()
@@ -102,11 +115,26 @@ def write(
     return [r for r in rows if r.row not in finished]
 
 
+def _own_output() -> None:
+    """New stream objects on the same descriptors, for this process and its log handlers.
+
+    A fork copies locks that the parent's other threads held at that moment (a progress bar
+    redrawing on stderr, say); a worker writing through those objects would wait forever."""
+    sys.stdout = open(1, "w", buffering=1, closefd=False)  # noqa: SIM115 - lives as long as the process
+    sys.stderr = open(2, "w", buffering=1, closefd=False)  # noqa: SIM115
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, logging.StreamHandler) and not isinstance(
+            handler, logging.FileHandler
+        ):
+            handler.setStream(sys.stderr)
+
+
 def _work(
     writer: Writer, rows: list[Referral], batch_size: int, out: Connection, analyze: bool
 ) -> None:
     """A worker: own connections (the parent's stay the parent's), then chunk by chunk.
     Only the first refreshes statistics: the parts grow alike, one ANALYZE serves all."""
+    _own_output()
     writer.service.db.engine.dispose(close=False)
     writer.failures = []
     writer.timings = {}

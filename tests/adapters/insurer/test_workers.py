@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import time
 
 import pytest
 
@@ -101,6 +102,25 @@ def test_a_worker_that_dies_leaves_its_rows_to_the_main_process(
     report = _import(service, data)
     assert (report.rows, report.imported, report.rejected) == (12, 12, 0)
     assert any("exit code 3" in w.reason for w in report.warnings)
+    for case in cases:
+        referral(service, TK_IK, case)
+
+
+def test_a_silent_worker_is_stopped_and_its_rows_written_by_the_main_process(
+    service: ResourceService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if _expected_workers(service) == 1:
+        pytest.skip("SQLite imports in one process")
+
+    def hang(*args: object) -> None:
+        time.sleep(120)  # e.g. blocked on a lock the fork copied
+
+    monkeypatch.setattr(parallel, "_work", hang)
+    monkeypatch.setattr(parallel, "STALL_SECONDS", 1.0)
+    data, cases = _export(Fresh(), 12)
+    report = _import(service, data)
+    assert (report.rows, report.imported, report.rejected) == (12, 12, 0)
+    assert any("sent nothing for 1.0 s" in w.reason for w in report.warnings)
     for case in cases:
         referral(service, TK_IK, case)
 
