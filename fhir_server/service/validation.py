@@ -10,6 +10,7 @@ import re
 from typing import Any
 
 from fhir_server.fhir.bindings import check_required_bindings
+from fhir_server.fhir.characters import control_character_issues
 from fhir_server.fhir.models import validate_model
 from fhir_server.fhir.narrative import check_narratives
 from fhir_server.fhir.outcomes import FhirError, Issue
@@ -53,7 +54,7 @@ def validate_resource(resource: Any, expected_type: str | None = None) -> dict[s
             f"Resource type '{resource_type}' does not match the URL's type '{expected_type}'",
             ("resourceType",),
         )
-    issues = validate_structure(resource)
+    issues = validate_structure(resource) or control_character_issues(resource)
     if not issues:
         issues = validate_model(resource) + check_narratives(resource)
         issues += [

@@ -162,3 +162,29 @@ def test_control_characters_in_a_conditional_create_are_400(client: httpx.Client
         headers={"Content-Type": FHIR_JSON, "If-None-Exist": "family=a%00b"},
     )
     assert r.status_code == 400, r.text
+
+
+@pytest.mark.parametrize(
+    ("body", "expression"),
+    [
+        (
+            b'{"resourceType": "Patient", "identifier": [{"system": "urn:a\\u0000"}]}',
+            "Patient.identifier[0].system",
+        ),
+        (
+            b'{"resourceType": "Patient", "meta": {"tag": [{"code": "t\\u0001"}]}}',
+            "Patient.meta.tag[0].code",
+        ),
+    ],
+)
+def test_control_characters_in_uri_and_code_values_are_400_with_expression(
+    client: httpx.Client, body: bytes, expression: str
+) -> None:
+    r = _post(client, body)
+    assert r.status_code == 400, r.text
+    assert issue(r)["expression"] == [expression]
+
+
+def test_escaped_backslashes_are_not_control_characters(client: httpx.Client) -> None:
+    r = _post(client, b'{"resourceType": "Patient", "name": [{"text": "a\\\\b\\\\f"}]}')
+    assert r.status_code == 201, r.text
