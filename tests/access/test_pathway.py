@@ -3,12 +3,12 @@ booked with it; the case's other parties read the verdict through search."""
 
 from __future__ import annotations
 
+from fhir_server.service.transaction import put_bundle
 from tests.access.conftest import World
 from tests.pathway.case_builder import (
     CaseSpec,
     case_resources,
     team_resources,
-    transaction,
     unique,
     verdict_parameters,
 )
@@ -20,7 +20,7 @@ def _case(world: World) -> CaseSpec:
     spec = CaseSpec(unique("acc"))
     resources = team_resources("team-01") + team_resources("team-02") + case_resources(spec)
     with world.client("admin") as http:
-        response = http.post("", json=transaction(resources), headers=FHIR_JSON)
+        response = http.post("", json=put_bundle(resources), headers=FHIR_JSON)
     assert response.status_code == 200, response.text
     return spec
 
