@@ -74,6 +74,17 @@ def test_nan_and_duplicate_keys_are_400(client: httpx.Client) -> None:
     assert _post(client, body, "Observation").status_code == 400
 
 
+def test_a_decimal_beyond_64_bits_is_stored_as_written(client: httpx.Client) -> None:
+    body = (
+        b'{"resourceType":"Observation","status":"final","code":{"text":"x"},'
+        b'"valueQuantity":{"value":12345678901234567890123}}'
+    )
+    created = _post(client, body, "Observation")
+    assert created.status_code == 201
+    again = client.get(created.headers["location"])
+    assert b'"value":12345678901234567890123}' in again.content
+
+
 def test_body_type_differs_from_url_type_is_400(client: httpx.Client) -> None:
     r = _post(client, b'{"resourceType":"Observation","status":"final","code":{"text":"x"}}')
     assert r.status_code == 400
