@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
 from sqlalchemy import (
     ColumnElement,
     Connection,
@@ -160,15 +161,17 @@ def insert_new(
         }
         for v in items
     ]
+    small_pg = conn.dialect.name == "postgresql" and len(rows) < COPY_THRESHOLD
     try:
         if may_exist:
             with conn.begin_nested():
-                pks = _insert_current(conn, rows)
+                pks = _pg_insert_new(conn, items) if small_pg else _insert_current(conn, rows)
         else:
-            pks = _insert_current(conn, rows)
+            pks = _pg_insert_new(conn, items) if small_pg else _insert_current(conn, rows)
     except IntegrityError as exc:
         raise IdTaken(str(exc.orig)) from exc
-    _append_history(conn, items, pks)
+    if not small_pg:  # the small statement wrote the history rows too
+        _append_history(conn, items, pks)
     return [_stored(v, pk) for v, pk in zip(items, pks, strict=True)]
 
 
@@ -210,6 +213,9 @@ def append_versions(
     """``append_version`` for many resources: one UPDATE executemany, one history write."""
     if not moves:
         return []
+    if conn.dialect.name == "postgresql" and len(moves) < COPY_THRESHOLD:
+        _pg_append_versions(conn, moves)
+        return [_stored(new, cur.res_pk) for cur, new in moves]
     stmt = (
         update(resources)
         .where(
@@ -247,6 +253,8 @@ def get_current_many(
     """Current versions of many resources by (type, id), locked like ``get_current``."""
     if not keys:
         return {}
+    if conn.dialect.name == "postgresql":
+        return _pg_current_many(conn, keys, lock)
     stmt = _CURRENT.where(tuple_(resources.c.res_type, resources.c.res_id).in_(list(keys)))
     if lock and conn.dialect.name != "sqlite":
         stmt = stmt.with_for_update()
@@ -377,3 +385,101 @@ def current_batch(
         stmt = stmt.where(resources.c.res_type == resource_type)
     rows = conn.execute(stmt.order_by(resources.c.res_pk).limit(limit)).all()
     return [current_from_row(r) for r in rows]
+
+
+# ------------------------------------------------------------------ PostgreSQL, small writes
+#
+# A unit of a few resources (an HL7 message, an insurer referral, a small Bundle) pays more
+# for SQLAlchemy's per-call rendering of multi-row statements (their text changes with the
+# number of rows, so psycopg never reuses a parse) than for the rows themselves. These
+# statements have one fixed text whatever the number of rows: the rows travel as one JSON
+# array (written by orjson in C) or as key arrays, and the current row and its history row
+# are written by one statement. Bundles of COPY_THRESHOLD rows and more go by COPY instead.
+
+_PG_CURRENT_MANY = (
+    "SELECT r.res_pk, r.res_type, r.res_id, r.version_id, r.last_updated, r.deleted, r.content "
+    "FROM resources AS r JOIN unnest(%(types)s::text[], %(ids)s::text[]) AS k(res_type, res_id) "
+    "ON r.res_type = k.res_type AND r.res_id = k.res_id"
+)
+
+_PG_ROWS = (
+    "json_to_recordset(%(rows)s::json) AS v(res_pk bigint, res_type text, res_id text, "
+    "old_version integer, version_id integer, last_updated timestamptz, method text, "
+    "content text)"
+)
+
+#: New resources and their first history rows; the keys come back by (type, id).
+_PG_INSERT_NEW = (
+    f"WITH v AS (SELECT * FROM {_PG_ROWS}), "
+    "i AS (INSERT INTO resources (res_type, res_id, version_id, last_updated, deleted, content) "
+    "SELECT res_type, res_id, version_id, last_updated, content IS NULL, "
+    "convert_to(content, 'UTF8') FROM v RETURNING res_pk, res_type, res_id), "
+    "h AS (INSERT INTO resource_versions "
+    "(res_pk, res_type, res_id, version_id, last_updated, method, deleted, content) "
+    "SELECT i.res_pk, v.res_type, v.res_id, v.version_id, v.last_updated, v.method, "
+    "v.content IS NULL, convert_to(v.content, 'UTF8') FROM i JOIN v USING (res_type, res_id)) "
+    "SELECT res_pk, res_type, res_id FROM i"
+)
+
+#: Moves of current rows guarded by their old version, and the history rows of those moved.
+_PG_APPEND_VERSIONS = (
+    f"WITH v AS (SELECT * FROM {_PG_ROWS}), "
+    "u AS (UPDATE resources AS r SET version_id = v.version_id, last_updated = v.last_updated, "
+    "deleted = v.content IS NULL, content = convert_to(v.content, 'UTF8') FROM v "
+    "WHERE r.res_pk = v.res_pk AND r.version_id = v.old_version RETURNING r.res_pk), "
+    "h AS (INSERT INTO resource_versions "
+    "(res_pk, res_type, res_id, version_id, last_updated, method, deleted, content) "
+    "SELECT v.res_pk, v.res_type, v.res_id, v.version_id, v.last_updated, v.method, "
+    "v.content IS NULL, convert_to(v.content, 'UTF8') FROM v JOIN u USING (res_pk)) "
+    "SELECT count(*) FROM u"
+)
+
+
+def _pg_rows(pairs: Sequence[tuple[int, int, NewVersion]]) -> str:
+    """(res_pk, old version, new version) as the JSON array that ``_PG_ROWS`` reads."""
+    return orjson.dumps(
+        [
+            {
+                "res_pk": pk,
+                "res_type": v.resource_type,
+                "res_id": v.id,
+                "old_version": old,
+                "version_id": v.version_id,
+                "last_updated": v.last_updated,
+                "method": v.method,
+                "content": None if v.content is None else v.content.decode(),
+            }
+            for pk, old, v in pairs
+        ],
+        option=orjson.OPT_NAIVE_UTC,
+    ).decode()
+
+
+def _pg_current_many(
+    conn: Connection, keys: Sequence[tuple[str, str]], lock: bool
+) -> dict[tuple[str, str], StoredVersion]:
+    statement = _PG_CURRENT_MANY + (" FOR UPDATE OF r" if lock else "")
+    types, ids = zip(*keys, strict=True)
+    rows = conn.exec_driver_sql(statement, {"types": list(types), "ids": list(ids)}).all()
+    return {
+        (rtype, rid): StoredVersion(
+            rtype, rid, version, as_utc(updated), deleted, content, res_pk=pk
+        )
+        for pk, rtype, rid, version, updated, deleted, content in rows
+    }
+
+
+def _pg_insert_new(conn: Connection, items: Sequence[NewVersion]) -> list[int]:
+    rows = _pg_rows([(0, 0, v) for v in items])
+    found = conn.exec_driver_sql(_PG_INSERT_NEW, {"rows": rows}).all()
+    pk_of = {(rtype, rid): int(pk) for pk, rtype, rid in found}
+    return [pk_of[(v.resource_type, v.id)] for v in items]
+
+
+def _pg_append_versions(
+    conn: Connection, moves: Sequence[tuple[StoredVersion, NewVersion]]
+) -> None:
+    rows = _pg_rows([(cur.res_pk, cur.version_id, new) for cur, new in moves])
+    moved = conn.exec_driver_sql(_PG_APPEND_VERSIONS, {"rows": rows}).scalar_one()
+    if moved != len(moves):
+        raise VersionConflict("a resource of the batch changed concurrently")
