@@ -93,6 +93,8 @@ def split_values(text: str) -> tuple[str, ...]:
 
 def split_unescaped(text: str, sep: str) -> list[str]:
     """Split on an unescaped ``sep`` (``,`` ``|`` ``$``), keeping escapes for ``unescape``."""
+    if "\\" not in text:  # the usual case: nothing escaped
+        return text.split(sep)
     parts: list[str] = []
     current: list[str] = []
     escaped = False
@@ -114,6 +116,8 @@ def split_unescaped(text: str, sep: str) -> list[str]:
 
 
 def unescape(text: str) -> str:
+    if "\\" not in text:
+        return text
     out: list[str] = []
     escaped = False
     for char in text:

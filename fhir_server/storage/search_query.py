@@ -324,6 +324,8 @@ class QueryBuilder:
         if modifier == "not":
             conds = [self._token(param, v, None) for v in flt.values]
             return not_(self._rows(scope, table, param, or_(*conds)))
+        if param.type == "token" and modifier is None and len(flt.values) > 1:
+            return self._rows(scope, table, param, self._token_list(param, flt.values))
         builder = getattr(self, f"_{param.type}")
         conds = [builder(param, v, modifier) for v in flt.values]
         return self._rows(scope, table, param, or_(*conds))
@@ -375,6 +377,30 @@ class QueryBuilder:
         if modifier == "contains":
             return idx_string.c.norm.contains(norm, autoescape=True)
         return idx_string.c.norm.startswith(norm, autoescape=True)
+
+    def _token_list(self, param: SearchParam, values: Sequence[str]) -> Condition:
+        """``identifier=s|a,s|b,…``: one ``code IN (…)`` per system instead of an OR of pairs.
+
+        Importers look up hundreds of identifiers at once; building and compiling one comparison
+        per value cost more than running the query. Values of other shapes (``s|``, ``|c``)
+        keep their own condition.
+        """
+        by_system: dict[str | None, list[str]] = {}
+        others: list[Condition] = []
+        for value in values:
+            parts = split_unescaped(value, "|")
+            if len(parts) == 1:
+                by_system.setdefault(None, []).append(unescape(parts[0]))
+            elif len(parts) == 2 and parts[0] and parts[1]:
+                by_system.setdefault(unescape(parts[0]), []).append(unescape(parts[1]))
+            else:
+                others.append(self._token(param, value, None))
+        t = idx_token.c
+        conds = [
+            t.code.in_(codes) if system is None else and_(t.system == system, t.code.in_(codes))
+            for system, codes in by_system.items()
+        ]
+        return or_(*conds, *others)
 
     def _token(self, param: SearchParam, value: str, modifier: str | None) -> Condition:
         t = idx_token.c

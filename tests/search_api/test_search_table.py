@@ -102,6 +102,15 @@ CASES = [
         "pat-kvnr-system-code", PAT, "identifier=http://fhir.de/sid/gkv/kvid-10|A123456780", "erika"
     ),
     Case("pat-kvnr-code", PAT, "identifier=B234567891", "hans"),
+    # a list mixes shapes: system|code of two systems, a bare code, |code, an unknown value
+    Case(
+        "pat-identifier-list",
+        PAT,
+        "identifier=http://fhir.de/sid/gkv/kvid-10|A123456780,B234567891,|A123456780,"
+        "http://fhir.de/sid/gkv/kvid-10|NOPE,urn:oid:1.2.3|B234567891,"
+        "https://kis.ukh.example/sid/patient|MRN-0042",
+        "erika hans maria",
+    ),
     # system| matches any identifier in that system: all but maria (MR only)
     Case(
         "pat-kvnr-system",
