@@ -95,16 +95,14 @@ class Segment:
         """Field ``number`` split into repetitions, components and unescaped subcomponents."""
         parsed = self._parsed.get(number)
         if parsed is None:
-            parsed = self._split(number)
-            self._parsed[number] = parsed
+            parsed = self._parsed[number] = self._split(number)
         return parsed
 
     def valued(self, number: int) -> Field:
         """The repetitions of field ``number`` that hold something (cached)."""
         found = self._valued.get(number)
         if found is None:
-            found = [rep for rep in self.field(number) if any(s for comp in rep for s in comp)]
-            self._valued[number] = found
+            found = self._valued[number] = [rep for rep in self.field(number) if has_value(rep)]
         return found
 
     def value(self, number: int, component: int = 1, subcomponent: int = 1) -> str:
@@ -119,16 +117,22 @@ class Segment:
         return subs[subcomponent - 1] if subcomponent <= len(subs) else ""
 
     def _split(self, number: int) -> Field:
-        raw = self.raw(number)
+        fields = self.raw_fields
+        raw = fields[number] if 0 < number < len(fields) else ""
         if not raw or raw == '""':
             return []
         if self.name == "MSH" and number <= 2:
             return [[[raw]]]
         d = self.encoding.delimiters
         unescape, escape = self._unescape, d.escape
+        if d.repetition not in raw and d.component not in raw and d.subcomponent not in raw:
+            return [[[_leaf(raw, escape, unescape)]]]  # the common case: one plain value
         return [
             [
-                [_leaf(sub, escape, unescape) for sub in comp.split(d.subcomponent)]
+                [  # _leaf only where it changes something: most leaves are plain text
+                    _leaf(sub, escape, unescape) if escape in sub or sub == '""' else sub
+                    for sub in comp.split(d.subcomponent)
+                ]
                 for comp in rep.split(d.component)
             ]
             for rep in raw.split(d.repetition)
@@ -136,6 +140,15 @@ class Segment:
 
     def __repr__(self) -> str:
         return f"Segment({self.name}#{self.sequence} at {self.index})"
+
+
+def has_value(rep: Repetition) -> bool:
+    """Whether a repetition has any non-empty subcomponent."""
+    for comp in rep:
+        for sub in comp:
+            if sub:
+                return True
+    return False
 
 
 def _leaf(text: str, escape: str, unescape: Callable[[str], str]) -> str:

@@ -84,12 +84,14 @@ class Codes:
     _ucum: frozenset[str] = frozenset()
     _systems_upper: dict[str, str] = field(default_factory=dict)
     _names: dict[str, str | None] = field(default_factory=dict)
+    _versions: dict[str, str | None] = field(default_factory=dict)
 
     def freeze(self) -> Codes:
         """Build the lookup indexes once all files are read."""
         self._by_url = {t.url: t for t in self.tables.values()}
         self._ucum = frozenset(self.units.ucum)
         self._systems_upper = {k.upper(): v for k, v in self.coding_systems.items()}
+        self._versions = {}
         return self
 
     def lookup(self, map_id: str, code: str) -> CodeMapEntry | None:
@@ -128,9 +130,12 @@ class Codes:
         return found
 
     def version_for_name(self, name: str) -> str | None:
-        """The version a German coding-system name carries (ICD10GM2016: 2016)."""
+        """The version a German coding-system name carries (ICD10GM2016: 2016; cached)."""
+        if name in self._versions:
+            return self._versions[name]
         versioned = self._versioned(name.strip().upper())
-        return versioned[1] if versioned else None
+        found = self._versions[name] = versioned[1] if versioned else None
+        return found
 
     def _versioned(self, upper: str) -> tuple[str, str] | None:
         for prefix, system in self.versioned_systems.items():

@@ -18,7 +18,16 @@ from adapters.hl7v2.types import (
     V2Error,
 )
 from adapters.mapping import paths
-from adapters.mapping.conditions import holds_all
+from adapters.mapping.compiled import (
+    BUILD,
+    DATATYPE,
+    MAP,
+    REFERENCE,
+    RESOURCE,
+    TRANSFORM,
+    RulePlan,
+    empty_component,
+)
 from adapters.mapping.datetimes import BadValue
 from adapters.mapping.ids import make_id
 from adapters.mapping.loader import MappingSet
@@ -33,7 +42,7 @@ from adapters.mapping.spec import (
     SegmentMapping,
 )
 from adapters.mapping.transforms import NAMES, Env
-from adapters.mapping.values import Context, MessageIndex, is_empty, pick, read, text
+from adapters.mapping.values import Context, MessageIndex, is_empty, pick, text
 
 
 @dataclass(eq=False)
@@ -98,7 +107,8 @@ class _Run:
 
     def _segment(self, mapping: SegmentMapping, segment: Segment) -> None:
         ctx = Context(self.index, segment, where=f"{segment.name}[{segment.sequence}]")
-        if mapping.when and not holds_all(mapping.when, ctx):
+        check = mapping.check
+        if check is not None and not check(ctx):
             return
         attach = mapping.contributes_to or mapping.merge_into
         host = self._find(attach, ctx) if attach is not None else None
@@ -109,7 +119,7 @@ class _Run:
         if host is not None:
             ctx.element = host.resource
             try:
-                self._rules(mapping.rules, ctx)
+                self._rules(mapping.plans, ctx)
             except _Drop as exc:
                 self.warnings.append(f"{ctx.where}: skipped: {exc}")
                 return
@@ -121,7 +131,7 @@ class _Run:
         resource: dict[str, Any] = {"resourceType": mapping.resource}
         ctx.element = resource
         try:
-            self._rules(mapping.rules, ctx)
+            self._rules(mapping.plans, ctx)
         except _Drop as exc:
             self.warnings.append(f"{ctx.where}: no {mapping.resource} made: {exc}")
             return
@@ -148,7 +158,7 @@ class _Run:
     def _links(self, made: Made, mapping: SegmentMapping, segment: Segment) -> None:
         ctx = Context(self.index, segment, element=made.resource, where=f"{segment.name}")
         for link in mapping.links:
-            path = paths.parse_path(link.target)
+            path = link.path
             if link.to_all:
                 targets = [m for m in self.made.values() if m is not made]
             else:
@@ -174,9 +184,9 @@ class _Run:
             for target in targets:
                 reference: dict[str, Any] = {"reference": f"{target.type}/{target.id}"}
                 value: Any = reference
-                if link.reference_at is not None:
+                if link.reference_path is not None:
                     value = _clone(link.extra)
-                    paths.assign(value, paths.parse_path(link.reference_at), reference)
+                    paths.assign(value, link.reference_path, reference)
                 paths.assign(made.resource, path, value)
 
     def _bundle(self) -> dict[str, Any]:
@@ -199,94 +209,103 @@ class _Run:
 
     # --- rules --------------------------------------------------------------------------------
 
-    def _rules(self, rules: list[Rule], ctx: Context) -> bool:
+    def _rules(self, plans: tuple[RulePlan, ...], ctx: Context) -> bool:
         """Apply rules in order; True when a rule with a v2 source set something."""
         content = False
-        segment = ctx.segment
-        for rule in rules:
-            number = rule.plain_field
-            if number is not None and not segment.valued(number) and rule.required is None:
+        valued = ctx.segment.valued
+        for plan in plans:
+            number = plan.skip
+            if number is not None and not valued(number):
                 continue  # the common case: an empty field (cheap to skip)
-            if rule.when and not holds_all(rule.when, ctx):
+            component = plan.skip_component
+            if component is not None and empty_component(ctx.value, component):
+                continue  # the same for an empty component of a datatype's value
+            check = plan.check
+            if check is not None and not check(ctx):
                 continue
-            if self._rule(rule, ctx) and rule.value is None:
+            if plan.is_constant:
+                value = _clone(plan.constant) if plan.clone else plan.constant
+                assert plan.assign is not None
+                plan.assign(ctx.element, value)
+            elif self._rule(plan, ctx):
                 content = True
         return content
 
-    def _rule(self, rule: Rule, ctx: Context) -> bool:
-        path = rule.path
-        if rule.value is not None:
-            assert path is not None
-            value = _clone(rule.value)
-            return paths.assign(ctx.element, path, value, rule.overwrite, rule.append)
-        reps = self._sources(rule, ctx)
-        if rule.repeat == "first":
+    def _rule(self, plan: RulePlan, ctx: Context) -> bool:
+        reps = plan.source(ctx)
+        if plan.first:
             reps = reps[:1]
-        values = [v for v in (self._convert(rule, rep, ctx) for rep in reps) if v is not None]
+        values = []
+        if plan.kind == TRANSFORM:  # the common case, without a call per value
+            function, env = plan.function, self.env
+            sub = ctx.child(ctx.value, ctx.element, plan.table, plan.params) if plan.narrow else ctx
+            for rep in reps:
+                try:
+                    value = function(rep, sub, env)
+                except BadValue as exc:
+                    self.warnings.append(f"{self._where(plan.rule, sub)}: {exc}; not mapped")
+                    continue
+                if value is not None:
+                    values.append(value)
+        else:
+            for rep in reps:
+                value = self._convert(plan, rep, ctx)
+                if value is not None:
+                    values.append(value)
         if not values:
-            self._missing(rule, ctx)
+            self._missing(plan.rule, ctx)
             return False
-        if path is None:
+        assign = plan.assign
+        if assign is None:
             return True
-        if rule.repeat == "join":
+        if plan.join:
             joined = "\n".join(str(v.value if isinstance(v, paths.Typed) else v) for v in values)
             values = [joined]
-        choice = rule.choice
-        changed = False
+        element = ctx.element
         for value in values:
-            if choice and not isinstance(value, paths.Typed):
-                value = paths.Typed(self._type_of(rule), value)
-            changed = paths.assign(ctx.element, path, value, rule.overwrite, rule.append) or changed
-        return changed or bool(values)
+            if plan.choice and not isinstance(value, paths.Typed):
+                value = paths.Typed(self._type_of(plan.rule), value)
+            assign(element, value)
+        return True
 
-    def _sources(self, rule: Rule, ctx: Context) -> list[Repetition]:
-        if rule.has_source:
-            if rule.plain_field is not None:
-                return ctx.segment.valued(rule.plain_field)
-            return [rep for rep in read(rule, ctx) if not is_empty(rep)]
-        if ctx.value is not None:
-            return [] if is_empty(ctx.value) and rule.build is None else [ctx.value]
-        transform = NAMES.get(rule.transform or "")
-        if rule.build is not None or (transform is not None and transform.element_only):
-            return [[]]
-        return []
-
-    def _convert(self, rule: Rule, rep: Repetition, ctx: Context) -> Any:
-        if rule.build is not None:
-            return self._element(rule.build, rep, ctx, rule, rule.requires)
-        if rule.datatype is not None:
+    def _convert(self, plan: RulePlan, rep: Repetition, ctx: Context) -> Any:
+        kind = plan.kind
+        rule = plan.rule
+        if kind == DATATYPE:
+            assert rule.datatype is not None
             datatype = self.ms.datatypes[rule.datatype]
-            return self._element(datatype.rules, rep, ctx, rule, rule.requires or datatype.requires)
-        if rule.resource is not None:
+            requires = plan.requires or datatype.requires_paths
+            return self._element(datatype.plans, rep, ctx, plan, requires)
+        if kind == BUILD:
+            return self._element(plan.sub, rep, ctx, plan, plan.requires)
+        if kind == RESOURCE:
+            assert rule.resource is not None
             return self._resource(self.ms.datatypes[rule.resource], rep, ctx, rule)
-        if rule.reference is not None:
+        if kind == REFERENCE:
+            assert rule.reference is not None
             sub = ctx.child(rep, {})
             rid = self._id_from(rule.reference.type, rule.reference.id, sub)
             return {"reference": f"{rule.reference.type}/{rid}"} if rid else None
-        if rule.map is not None or rule.map_coding is not None:
-            return self._map(rule, rep, ctx)
-        transform = NAMES[rule.transform or "string"]
-        if rule.params or rule.table:
-            ctx = ctx.child(ctx.value, ctx.element, rule.table, rule.params)
-        try:
-            return transform.function(rep, ctx, self.env)
-        except BadValue as exc:
-            self.warnings.append(f"{self._where(rule, ctx)}: {exc}; not mapped")
-            return None
+        assert kind == MAP, "transforms are applied by _rule"
+        return self._map(rule, rep, ctx)
 
     def _element(
-        self, rules: list[Rule], rep: Repetition, ctx: Context, rule: Rule, requires: list[str]
+        self,
+        plans: tuple[RulePlan, ...],
+        rep: Repetition,
+        ctx: Context,
+        plan: RulePlan,
+        requires: tuple[paths.Path, ...],
     ) -> dict[str, Any] | None:
         element: dict[str, Any] = {}
+        rule = plan.rule
         sub = ctx.child(rep, element, rule.table, rule.params or None)
-        if not self._rules(rules, sub):
+        if not self._rules(plans, sub):
             return None
-        for key, value in rule.defaults.items():
+        for key, value in plan.defaults:
             if not paths.is_set(element.get(key)):
                 element[key] = _clone(value)
-        if requires and not any(
-            paths.is_set(paths.get(element, paths.parse_path(p))) for p in requires
-        ):
+        if requires and not any(paths.is_set(paths.get(element, p)) for p in requires):
             return None
         return element
 
@@ -307,11 +326,10 @@ class _Run:
     ) -> dict[str, Any] | None:
         resource: dict[str, Any] = {"resourceType": datatype.produces}
         sub = ctx.child(rep, resource, rule.table, rule.params or None)
-        if not self._rules(datatype.rules, sub):
+        if not self._rules(datatype.plans, sub):
             return None
-        if datatype.requires and not any(
-            paths.is_set(paths.get(resource, paths.parse_path(p))) for p in datatype.requires
-        ):
+        requires = datatype.requires_paths
+        if requires and not any(paths.is_set(paths.get(resource, p)) for p in requires):
             return None
         anchor = "^".join("&".join(c) for c in rep)
         rid = self._id(datatype.produces, datatype.id, sub, anchor)
@@ -396,19 +414,23 @@ class _Run:
         return None
 
     def _id_part(self, part: IdPart, ctx: Context) -> str:
-        if part.when and not holds_all(part.when, ctx):
+        check = part.check
+        if check is not None and not check(ctx):
             return ""
-        reps = [rep for rep in read(part, ctx) if not is_empty(rep)]
+        reps = [rep for rep in part.reader(ctx) if not is_empty(rep)]
         if not reps:
             return ""
         chosen = reps[0]
         if part.prefer is not None:
             for rep in reps:
-                probe = read(part.prefer, ctx.child(rep, {}))
+                probe = part.prefer.reader(ctx.child(rep, {}))
                 if probe and text(probe[0]).strip() in part.prefer.values:
                     chosen = rep
                     break
-        comps = ["&".join(sub.strip() for sub in comp).rstrip("&") for comp in chosen]
+        comps = [
+            (comp[0].strip() if len(comp) == 1 else "&".join([s.strip() for s in comp])).rstrip("&")
+            for comp in chosen
+        ]
         while comps and not comps[-1]:
             comps.pop()
         return "^".join(comps)

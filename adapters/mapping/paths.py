@@ -7,6 +7,7 @@ sources in order of preference), appends skip values already present, and a choi
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Literal
@@ -64,7 +65,7 @@ def choice_key(obj: dict[str, Any], base: str) -> str | None:
     """The key already holding choice element ``base[x]`` (``valueQuantity``), if any."""
     size = len(base)
     for key in obj:
-        if len(key) > size and key.startswith(base) and key[size].isupper():
+        if key.startswith(base) and len(key) > size and key[size].isupper():
             return key
     return None
 
@@ -101,7 +102,41 @@ def assign(
     current = obj
     for step in path[:-1]:
         current = _descend(current, step)
+    return _set(current, path[-1], value, overwrite, append)
+
+
+Assign = Callable[[dict[str, Any], Any], bool]
+
+
+def assigner(path: Path, overwrite: bool = False, append: bool = False) -> Assign:
+    """``assign`` for one path and policy, specialised once (a rule sets values often)."""
     last = path[-1]
+    if len(path) > 1:
+        return lambda obj, value: assign(obj, path, value, overwrite, append)
+    name = last.name
+    if last.kind == "append":
+
+        def add(obj: dict[str, Any], value: Any) -> bool:
+            items = obj.setdefault(name, [])
+            if value in items:
+                return False
+            items.append(value)
+            return True
+
+        return add
+    if last.kind == "key" and not overwrite and not append:
+
+        def first(obj: dict[str, Any], value: Any) -> bool:
+            if is_set(obj.get(name)):
+                return False
+            obj[name] = value
+            return True
+
+        return first
+    return lambda obj, value: _set(obj, last, value, overwrite, append)
+
+
+def _set(current: dict[str, Any], last: Step, value: Any, overwrite: bool, append: bool) -> bool:
     if last.kind == "append":
         items = current.setdefault(last.name, [])
         if value in items:

@@ -10,11 +10,20 @@ vocabularies (``transforms.NAMES``, ``conditions.Condition``), never from code i
 from __future__ import annotations
 
 from functools import cached_property
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from adapters.mapping.paths import Path, parse_path
+
+if TYPE_CHECKING:
+    from adapters.mapping.compiled import RulePlan
+    from adapters.mapping.conditions import Check
+    from adapters.mapping.values import Reader
+
+# The cached properties below hold each mapping's compiled form (closures deciding once what
+# the engine would otherwise re-interpret per value); they import lazily, since the
+# compiling modules read these models.
 
 _STRICT = ConfigDict(extra="forbid", frozen=True)
 
@@ -61,6 +70,13 @@ class Locator(BaseModel):
             return self.field
         return None
 
+    @cached_property
+    def reader(self) -> Reader:
+        """What ``values.read`` returns for this locator, as a compiled function."""
+        from adapters.mapping.values import reader
+
+        return reader(self)
+
 
 class Condition(BaseModel):
     """Exactly one named predicate (the fixed vocabulary lives in ``conditions.py``)."""
@@ -104,6 +120,17 @@ class Select(BaseModel):
     @classmethod
     def _listify(cls, data: Any) -> Any:
         return _listify_when(data)
+
+    @cached_property
+    def check(self) -> Check | None:
+        """``when`` compiled (None: no conditions)."""
+        return _check(self.when)
+
+
+def _check(conditions: list[Condition]) -> Check | None:
+    from adapters.mapping.conditions import check_all
+
+    return check_all(conditions)
 
 
 def _filled(value: Any) -> bool:
@@ -202,6 +229,11 @@ class IdPart(Locator):
     def _listify(cls, data: Any) -> Any:
         return _listify_when(data)
 
+    @cached_property
+    def check(self) -> Check | None:
+        """``when`` compiled (None: no conditions)."""
+        return _check(self.when)
+
 
 class IdAlternative(BaseModel):
     model_config = _STRICT
@@ -235,6 +267,14 @@ class Link(BaseModel):
             raise ValueError("a link names mappings in 'to' or sets 'to_all', not both")
         parse_path(self.target)
         return self
+
+    @cached_property
+    def path(self) -> Path:
+        return parse_path(self.target)
+
+    @cached_property
+    def reference_path(self) -> Path | None:
+        return parse_path(self.reference_at) if self.reference_at is not None else None
 
 
 class Attach(BaseModel):
@@ -290,6 +330,18 @@ class SegmentMapping(BaseModel):
             raise ValueError("'links' belong to mappings that make a resource")
         return self
 
+    @cached_property
+    def check(self) -> Check | None:
+        """``when`` compiled (None: no conditions)."""
+        return _check(self.when)
+
+    @cached_property
+    def plans(self) -> tuple[RulePlan, ...]:
+        """``rules`` compiled for the engine."""
+        from adapters.mapping.compiled import plans
+
+        return plans(self.rules)
+
 
 class DatatypeMapping(BaseModel):
     """One v2 value (a field repetition or a component) to a FHIR element or resource."""
@@ -311,6 +363,17 @@ class DatatypeMapping(BaseModel):
         if self.resource and not self.id:
             raise ValueError("a resource-making datatype mapping needs 'id' alternatives")
         return self
+
+    @cached_property
+    def plans(self) -> tuple[RulePlan, ...]:
+        """``rules`` compiled for the engine."""
+        from adapters.mapping.compiled import plans
+
+        return plans(self.rules)
+
+    @cached_property
+    def requires_paths(self) -> tuple[Path, ...]:
+        return tuple(parse_path(p) for p in self.requires)
 
     @cached_property
     def context_free(self) -> bool:

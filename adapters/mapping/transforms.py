@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal, InvalidOperation
+from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -95,12 +96,24 @@ def _code(rep: Repetition, ctx: Context, env: Env) -> Any:
     return " ".join(text(rep).split()) or None
 
 
+@lru_cache(maxsize=4096)
+def _fhir_date(raw: str) -> str:
+    """A v2 DT/DTM as a FHIR date; remembered, as messages repeat their timestamps."""
+    return parse_dtm(raw).date()
+
+
+@lru_cache(maxsize=4096)
+def _fhir_date_time(raw: str, zone: ZoneInfo) -> str:
+    """A v2 DTM as a FHIR dateTime (the zone's offset where none is sent); remembered."""
+    return parse_dtm(raw).date_time(zone)
+
+
 def _date(rep: Repetition, ctx: Context, env: Env) -> Any:
-    return parse_dtm(text(rep)).date() if text(rep).strip() else None
+    return _fhir_date(text(rep)) if text(rep).strip() else None
 
 
 def _date_time(rep: Repetition, ctx: Context, env: Env) -> Any:
-    return parse_dtm(text(rep)).date_time(env.zone) if text(rep).strip() else None
+    return _fhir_date_time(text(rep), env.zone) if text(rep).strip() else None
 
 
 def _instant(rep: Repetition, ctx: Context, env: Env) -> Any:
@@ -259,9 +272,9 @@ def _period(rep: Repetition, ctx: Context, env: Env) -> Any:
     parts = [*leaves(rep), "", ""]
     out = {}
     if parts[0].strip():
-        out["start"] = parse_dtm(parts[0]).date_time(env.zone)
+        out["start"] = _fhir_date_time(parts[0], env.zone)
     if parts[1].strip():
-        out["end"] = parse_dtm(parts[1]).date_time(env.zone)
+        out["end"] = _fhir_date_time(parts[1], env.zone)
     return Typed("Period", out) if out else None
 
 

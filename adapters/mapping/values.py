@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
-from adapters.hl7v2.parse import Message, Repetition, Segment
+from adapters.hl7v2.parse import Message, Repetition, Segment, has_value
 from adapters.mapping.spec import Locator, Select
 
 T = TypeVar("T")
@@ -19,11 +19,13 @@ T = TypeVar("T")
 class MessageIndex:
     """A parsed message with its segments grouped by name (built once per conversion)."""
 
-    __slots__ = ("by_name", "message", "segments")
+    __slots__ = ("by_name", "memo", "message", "segments")
 
     def __init__(self, message: Message) -> None:
         self.message = message
         self.segments = message.segments
+        #: Lookups that depend on the message alone (see ``finder``), made once.
+        self.memo: dict[Any, Any] = {}
         self.by_name: dict[str, list[Segment]] = {}
         for segment in message.segments:
             self.by_name.setdefault(segment.name, []).append(segment)
@@ -62,19 +64,22 @@ class Context:
         table: str | None = None,
         params: dict[str, Any] | None = None,
     ) -> Context:
-        return Context(
-            self.index,
-            self.segment,
-            value,
-            element,
-            table or self.table,
-            params if params is not None else self.params,
-            self.where,
-        )
+        new = _blank(Context)  # made often: without __init__'s defaulting
+        new.index = self.index
+        new.segment = self.segment
+        new.value = value
+        new.element = element
+        new.table = table or self.table
+        new.params = params if params is not None else self.params
+        new.where = self.where
+        return new
+
+
+_blank = object.__new__
 
 
 def is_empty(rep: Repetition) -> bool:
-    return not any(sub for comp in rep for sub in comp)
+    return not has_value(rep)
 
 
 def text(rep: Repetition) -> str:
@@ -89,32 +94,93 @@ def leaves(rep: Repetition) -> list[str]:
 
 def read(locator: Locator, ctx: Context) -> list[Repetition]:
     """The values ``locator`` addresses in ``ctx``, in the one shape above."""
-    if locator.segment is not None:
-        found = select_segments(ctx, locator.segment, locator.select, first=True)
-        reps = found[0].field(locator.field or 0) if found else []
-    elif locator.field is not None:
-        reps = ctx.segment.field(locator.field)
-    elif ctx.value is not None:
-        reps = [ctx.value]
-    else:
-        return []
+    return locator.reader(ctx)
+
+
+Reader = Callable[[Context], list[Repetition]]
+Finder = Callable[[Context], Segment | None]
+
+
+def reader(locator: Locator) -> Reader:
+    """``read`` specialised to one locator: its branches are taken once, when it is compiled."""
+    source = _source(locator)
     if locator.components:
-        wanted = locator.components
-        return [[rep[i - 1] if i <= len(rep) else [""] for i in wanted] for rep in reps]
-    if locator.component is not None:
-        n = locator.component
+        wanted = tuple(locator.components)
+
+        def composite(ctx: Context) -> list[Repetition]:
+            return [[rep[i - 1] if i <= len(rep) else [""] for i in wanted] for rep in source(ctx)]
+
+        return composite
+    n = locator.component
+    if n is None:
+        return source
+    m = locator.subcomponent
+    if m is None:
+
+        def component(ctx: Context) -> list[Repetition]:
+            return [[[sub] for sub in rep[n - 1]] for rep in source(ctx) if n <= len(rep)]
+
+        return component
+
+    def subcomponent(ctx: Context) -> list[Repetition]:
         out = []
-        for rep in reps:
-            if n > len(rep):
-                continue
-            subs = rep[n - 1]
-            if locator.subcomponent is not None:
-                m = locator.subcomponent
+        for rep in source(ctx):
+            if n <= len(rep):
+                subs = rep[n - 1]
                 out.append([[subs[m - 1] if m <= len(subs) else ""]])
-            else:
-                out.append([[sub] for sub in subs])
         return out
-    return reps
+
+    return subcomponent
+
+
+def _source(locator: Locator) -> Reader:
+    """The repetitions a locator starts from, before choosing components."""
+    if locator.segment is not None:
+        find = finder(locator.segment, locator.select)
+        number = locator.field or 0
+
+        def other(ctx: Context) -> list[Repetition]:
+            found = find(ctx)
+            return found.field(number) if found is not None else []
+
+        return other
+    if locator.field is not None:
+        own = locator.field
+
+        def field(ctx: Context) -> list[Repetition]:
+            return ctx.segment.field(own)
+
+        return field
+
+    def current(ctx: Context) -> list[Repetition]:
+        value = ctx.value
+        return [value] if value is not None else []
+
+    return current
+
+
+def finder(name: str, select: Select | None) -> Finder:
+    """The first occurrence of ``name`` that ``select`` chooses, remembered per message.
+
+    A choice relative to the segment being mapped is remembered per segment; any other
+    depends on the message alone (``when`` is evaluated on the candidate). Locators that
+    choose alike without conditions share what was found.
+    """
+    chosen = select or Select()
+    relative = chosen.scope in ("preceding", "following", "same")
+    token: object = object() if chosen.when else (name, chosen.scope, tuple(chosen.until))
+
+    def find(ctx: Context) -> Segment | None:
+        memo = ctx.index.memo
+        key = (token, ctx.segment.index) if relative else token
+        try:
+            found: Segment | None = memo[key]
+        except KeyError:
+            segments = select_segments(ctx, name, chosen, first=True)
+            found = memo[key] = segments[0] if segments else None
+        return found
+
+    return find
 
 
 def select_segments(
@@ -143,21 +209,21 @@ def pick(
     first: bool = False,
 ) -> list[T]:
     """Apply a Select to candidates ordered by position in the message."""
-    from adapters.mapping.conditions import holds_all
-
     here = ctx.segment.index
     segments = ctx.index.segments
+    check = select.check
+    scope = select.scope
+    if check is None and scope in ("message", "all"):  # the position does not matter
+        return list(candidates[:1]) if scope == "message" or first else list(candidates)
 
     def matches(item: T) -> bool:
-        if not select.when:
+        if check is None:
             return True
-        probe = Context(ctx.index, segment_of(item), where=ctx.where)
-        return holds_all(select.when, probe)
+        return check(Context(ctx.index, segment_of(item), where=ctx.where))
 
     def crosses(start: int, stop: int) -> bool:
         return any(segments[i].name in select.until for i in range(start, stop))
 
-    scope = select.scope
     if scope == "same":
         return [c for c in candidates if position(c) == here and matches(c)][:1]
     if scope == "preceding":
