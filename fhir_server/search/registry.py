@@ -179,12 +179,15 @@ class Registry:
         return self._by_type.get(resource_type, _EMPTY).get(code)
 
     def indexed(self, resource_type: str) -> tuple[SearchParam, ...]:
-        """The parameters of a type that have a compiled expression (what extraction runs)."""
+        """The parameters of a type that have a compiled expression (what extraction runs),
+        except those answered from the resources table's own columns."""
         table = self.params_for(resource_type)
         cached = self._indexed.get(resource_type)
         if cached is not None and cached[0] is table:  # the table is replaced by add()
             return cached[1]
-        found = tuple(p for p in table.values() if p.compiled is not None)
+        found = tuple(
+            p for p in table.values() if p.compiled is not None and p.code not in COLUMN_PARAMS
+        )
         self._indexed[resource_type] = (table, found)
         return found
 
@@ -334,6 +337,11 @@ class Registry:
             raise _Invalid(f"component {url!r} does not compile: {exc}") from exc
         return Component(url, expression, param, compiled)
 
+
+#: Answered from columns of ``resources`` (``res_id``, ``last_updated``) by the query builder
+#: (storage/search_query.py), for filters and ``_sort`` alike: index rows of them would only
+#: cost writes (two of ~15 rows per resource).
+COLUMN_PARAMS = frozenset({"_id", "_lastUpdated"})
 
 _EMPTY: Mapping[str, SearchParam] = MappingProxyType({})
 

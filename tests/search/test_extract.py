@@ -97,7 +97,8 @@ def test_patient_example_primitive_tokens_have_no_system() -> None:
     assert one(values, "gender") == TokenValue("gender", None, "male")
     assert one(values, "active") == TokenValue("active", None, "true")
     assert one(values, "deceased") == TokenValue("deceased", None, "false")
-    assert one(values, "_id") == TokenValue("_id", None, "example")
+    # _id and _lastUpdated are columns of the resources table: no index rows
+    assert rows(values, "_id") == []
 
 
 def test_patient_example_contact_points_use_their_system_as_token_system() -> None:
@@ -383,10 +384,7 @@ def test_meta_parameters_of_every_resource() -> None:
         },
     }
     values = extract(patient)
-    low = datetime(2026, 1, 5, 10, 0, 0, 123000, tzinfo=UTC)
-    assert one(values, "_lastUpdated") == DateValue(
-        "_lastUpdated", low, low + timedelta(milliseconds=1)
-    )
+    assert rows(values, "_lastUpdated") == []  # searched on resources.last_updated
     assert one(values, "_profile").uri == "http://example.org/StructureDefinition/p"
     assert one(values, "_tag") == TokenValue("_tag", "urn:t", "a")
     assert one(values, "_source") == UriValue("_source", "urn:src")
@@ -527,6 +525,29 @@ def test_rows_do_not_depend_on_key_order() -> None:
     obs = example("Observation-example.json")
     reordered = dict(reversed(list(obs.items())))
     assert extract(obs) == extract(reordered)
+
+
+def test_each_shape_of_a_type_runs_what_its_keys_need() -> None:
+    # What runs is chosen once per set of keys: resources with other keys must not reuse it.
+    code = {"coding": [{"system": LOINC, "code": "8480-6"}]}
+    quantity = {"resourceType": "Observation", "code": code, "valueQuantity": {"value": 1}}
+    string = {"resourceType": "Observation", "code": code, "valueString": "high"}
+    for _ in range(2):
+        assert [r.param for r in extract(quantity).composites] == [
+            "code-value-quantity",
+            "combo-code-value-quantity",
+        ]
+        assert [r.param for r in extract(string).composites] == ["code-value-string"]
+        assert rows(extract({"resourceType": "Observation"}), "code") == []
+
+
+def test_composite_components_equal_their_parameters_rows() -> None:
+    # A component reading the same element as a parameter reuses that parameter's rows.
+    obs = example("Observation-example.json")
+    values = extract(obs)
+    code, quantity = rows(values, "code-value-quantity")[0].components
+    assert code in rows(values, "code")
+    assert quantity == one(values, "value-quantity")
 
 
 def test_plan_follows_added_parameters() -> None:
