@@ -15,7 +15,8 @@ Both are compiled once into lookup tables, so a check visits only those keys.
 Not checked: value sets that cannot be expanded from the spec alone (MIME types, UCUM units,
 ISO 4217 currencies, a LOINC answer list; see ``notEnumerable`` in the data file).
 Values of the wrong JSON type are skipped: the schema validator reports them. Violations come
-in walk order, which is not document order.
+in walk order, which is not document order. Nearly every resource is valid, so a quicker pass
+that records nothing decides that first; the walk only runs to report violations.
 """
 
 from __future__ import annotations
@@ -72,13 +73,20 @@ class _ValueSet:
 
 @dataclass(frozen=True, slots=True)
 class _Step:
-    """What to do with the value of one JSON key: check it, descend into it, or both."""
+    """What to do with the value of one JSON key: check it, descend into it, or both.
+
+    ``child_keys`` (the keys of ``child``) lets the check skip, without a Python loop, the
+    many elements that hold none of them (most Codings, References, Periods...). ``codes`` is
+    the value set's codes for a plain code, so a valid one is accepted inline.
+    """
 
     kind: int
     valueset: _ValueSet | None
     child: dict[str, _Step] | None
+    child_keys: frozenset[str] | None
     nested_resource: bool
     repeats: bool
+    codes: frozenset[str] | None
 
 
 _Plan = dict[str, _Step]
@@ -106,21 +114,35 @@ def _compile(data: dict[str, Any]) -> _Tables:
     nodes: dict[str, dict[str, list[str]]] = data["nodes"]
     bindings: dict[str, str] = data["bindings"]
     plans: dict[str, _Plan] = {node: {} for node in nodes}
+    keys_of = {
+        node: frozenset(e.rstrip("*") for keys in children.values() for e in keys)
+        for node, children in nodes.items()
+    }
     for node, children in nodes.items():
         for target, keys in children.items():
             kind = _KINDS.get(target)
             for entry in keys:
                 key = entry.rstrip("*")
                 bound = bindings.get(f"{node}.{key}") if kind is not None else None
+                valueset = valuesets.get(bound) if bound else None
                 plans[node][key] = _Step(
                     kind=_CODE if kind is None else kind,
-                    valueset=valuesets.get(bound) if bound else None,
+                    valueset=valueset,
                     child=plans.get(target),
+                    child_keys=_child_keys(keys_of, target),
                     nested_resource=target == "Resource",
                     repeats=entry.endswith("*"),
+                    codes=valueset.codes if valueset is not None and kind == _CODE else None,
                 )
     resource_plans = {name: plans[name] for name in data["resourceTypes"] if name in plans}
     return _Tables(resource_plans, valuesets)
+
+
+def _child_keys(keys_of: dict[str, frozenset[str]], target: str) -> frozenset[str] | None:
+    """Keys worth descending for (None: any, a nested resource's depend on its type)."""
+    if target in keys_of:
+        return keys_of[target]
+    return None if target == "Resource" else frozenset()
 
 
 def _valueset(url: str, systems: dict[str, list[str]]) -> _ValueSet:
@@ -143,6 +165,75 @@ def check_required_bindings(resource: dict[str, Any]) -> list[BindingViolation]:
     plan = _tables().resources.get(root) if isinstance(root, str) else None
     if plan is None or not isinstance(root, str):
         return []
+    try:
+        if _valid(resource, plan):
+            return []
+    except RecursionError:
+        pass  # nested deeper than the interpreter allows: the walk below has no limit
+    return _walk(resource, plan, root)
+
+
+def _valid(node: dict[str, Any], plan: _Plan) -> bool:
+    """Whether a node holds no violation: the walk of :func:`_walk` without its bookkeeping.
+
+    Nearly every resource is valid, so this runs first: it visits the same values, but
+    recursively in any order and without building locations; only when it finds a
+    violation does the walk run, to report all of them in its order.
+    """
+    for key, value in node.items():
+        step = plan.get(key)
+        if step is None:
+            continue
+        if type(value) is list:
+            if step.repeats:  # else an array where a single value belongs: skipped
+                for item in value:
+                    if not _item_valid(item, step):
+                        return False
+        elif not step.repeats and not _item_valid(value, step):
+            return False
+    return True
+
+
+def _item_valid(item: Any, step: _Step) -> bool:
+    """One value of an element: its code, then what it holds (see :func:`_valid`)."""
+    valueset = step.valueset
+    if valueset is not None:
+        codes = step.codes  # a valid plain code is the usual case: no call for it
+        valid = codes is not None and type(item) is str and item in codes
+        if not valid and not _conforms(item, step.kind, valueset):
+            return False
+    if type(item) is dict:
+        keys = step.child_keys
+        if keys is None or not keys.isdisjoint(item):
+            plan = step.child if step.child is not None else _nested_plan(step, item)
+            return plan is None or _valid(item, plan)
+    return True
+
+
+def _conforms(value: Any, kind: int, valueset: _ValueSet) -> bool:
+    """Whether :func:`_check` would report nothing, without building its violations."""
+    if kind == _CODE:
+        return not isinstance(value, str) or value in valueset.codes
+    if not isinstance(value, dict):
+        return True
+    if kind == _CODING:
+        return _coding_conforms(value, valueset)
+    codings = value.get("coding", [])
+    if not isinstance(codings, list):
+        return True
+    for coding in codings:  # as _check_concept: the first usable or malformed coding decides
+        if not isinstance(coding, dict) or _coding_conforms(coding, valueset):
+            return True
+    return False
+
+
+def _coding_conforms(coding: dict[str, Any], valueset: _ValueSet) -> bool:
+    system, code = coding.get("system"), coding.get("code")
+    return not _well_typed(system, code) or valueset.has_coding(system, code)
+
+
+def _walk(resource: dict[str, Any], plan: _Plan, root: str) -> list[BindingViolation]:
+    """Every violation, in walk order (depth first, last child first)."""
     out: list[BindingViolation] = []
     stack: list[_Pending] = [(resource, plan, root)]
     while stack:

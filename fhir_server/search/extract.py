@@ -21,6 +21,11 @@ type (chosen once per branch, not per value):
 
 Rows are deduplicated. Unconvertible values (wrong JSON type, unparseable dates) are
 skipped: validation reports them, indexing must not fail.
+
+Per type, a plan made once turns each branch and its converter into one function (plain
+paths and ``where()`` on them are walked and converted in one loop); per set of keys a
+resource has, the plan keeps only the functions that can find something, so a write runs
+little more than the conversions of its values.
 """
 
 from __future__ import annotations
@@ -29,14 +34,14 @@ import itertools
 import re
 import unicodedata
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal, InvalidOperation
 from functools import lru_cache
 from typing import Any, NamedTuple
 
 from fhir_server.fhir import structure
-from fhir_server.search.fhirpath import CompiledPath, split_reference
+from fhir_server.search.fhirpath import Branch, CompiledPath, Fn, Keep, split_reference
 from fhir_server.search.registry import Registry, SearchParam, default_registry
 
 __all__ = [
@@ -198,6 +203,13 @@ def normalize(text: str) -> str:
     """
     if text.isascii():
         return text.lower()
+    return _fold(text)
+
+
+@lru_cache(maxsize=4096)
+def _fold(text: str) -> str:
+    """The slow path of :func:`normalize`, cached: a resource repeats its names (``name``,
+    ``family``, ``phonetic``...) and real data repeats places and display texts."""
     folded = unicodedata.normalize("NFKD", text).casefold()
     return "".join(c for c in folded if not unicodedata.combining(c))
 
@@ -297,6 +309,10 @@ def _dict(value: Any) -> Mapping[str, Any]:
 
 _NO_DICT: Mapping[str, Any] = {}
 
+#: ``_new(Row, (every field))`` builds a row without the Python-level ``__new__`` of a
+#: NamedTuple (about half the cost): converters make one per value.
+_new = tuple.__new__
+
 Converter = Callable[[str, Any, list[Any]], None]
 """``(param code, value, rows)``: appends the rows a value yields."""
 
@@ -306,16 +322,19 @@ Converter = Callable[[str, Any, list[Any]], None]
 
 def _string(code: str, value: Any, out: list[Any]) -> None:
     if isinstance(value, str) and value:
-        out.append(StringValue(code, normalize(value), value))
+        out.append(_new(StringValue, (code, normalize(value), value)))
 
 
 def _parts(single: tuple[str, ...], repeated: tuple[str, ...]) -> Converter:
     def convert(code: str, value: Any, out: list[Any]) -> None:
-        data = _dict(value)
+        if not isinstance(value, dict):
+            return
         for key in single:
-            _string(code, data.get(key), out)
+            item = value.get(key)
+            if isinstance(item, str) and item:  # as _string, inline: most keys are absent
+                out.append(_new(StringValue, (code, normalize(item), item)))
         for key in repeated:
-            items = data.get(key)
+            items = value.get(key)
             if isinstance(items, list):
                 for item in items:
                     _string(code, item, out)
@@ -343,16 +362,19 @@ def _coding(code: str, value: Any, out: list[Any]) -> None:
     if token is not None or display is not None:
         system = value.get("system")
         system = system if isinstance(system, str) and system else None
-        out.append(TokenValue(code, system, token, display))
+        out.append(_new(TokenValue, (code, system, token, display, None, None)))
 
 
 def _concept(code: str, value: Any, out: list[Any]) -> None:
-    data = _dict(value)
-    for coding in data.get("coding") or ():
-        _coding(code, coding, out)
-    text = _text(data.get("text"))
-    if text is not None:
-        out.append(TokenValue(code, None, None, text))
+    if not isinstance(value, dict):
+        return
+    codings = value.get("coding")
+    if codings:
+        for coding in codings:
+            _coding(code, coding, out)
+    text = value.get("text")
+    if isinstance(text, str) and text:
+        out.append(_new(TokenValue, (code, None, None, normalize(text), None, None)))
 
 
 def _identifier(code: str, value: Any, out: list[Any]) -> None:
@@ -369,20 +391,23 @@ def _identifier(code: str, value: Any, out: list[Any]) -> None:
         if type_code is not None:
             typed = True
             type_system = _str(coding.get("system"))
-            out.append(TokenValue(code, system, token, text, type_system, type_code))
+            out.append(_new(TokenValue, (code, system, token, text, type_system, type_code)))
     if not typed:
-        out.append(TokenValue(code, system, token, text))
+        out.append(_new(TokenValue, (code, system, token, text, None, None)))
 
 
 def _contact_point(code: str, value: Any, out: list[Any]) -> None:
     data = _dict(value)
     token = _str(data.get("value"))
     if token is not None:
-        out.append(TokenValue(code, _str(data.get("system")), token))
+        out.append(_new(TokenValue, (code, _str(data.get("system")), token, None, None, None)))
 
 
 def _token_primitive(code: str, value: Any, out: list[Any]) -> None:
-    if isinstance(value, bool):
+    if type(value) is str:  # the usual case first
+        if value:
+            out.append(_new(TokenValue, (code, None, value, None, None, None)))
+    elif isinstance(value, bool):
         out.append(TokenValue(code, None, "true" if value else "false"))
     elif isinstance(value, str) and value:
         out.append(TokenValue(code, None, value))
@@ -396,7 +421,7 @@ def _token_primitive(code: str, value: Any, out: list[Any]) -> None:
 def _date(code: str, value: Any, out: list[Any]) -> None:
     found = date_range(value) if isinstance(value, str) else None
     if found is not None:
-        out.append(DateValue(code, *found))
+        out.append(_new(DateValue, (code, found[0], found[1])))
 
 
 def _bounds(start: Any, end: Any) -> tuple[datetime, datetime] | None:
@@ -411,7 +436,7 @@ def _period(code: str, value: Any, out: list[Any]) -> None:
     data = _dict(value)
     found = _bounds(data.get("start"), data.get("end"))
     if found is not None:
-        out.append(DateValue(code, *found))
+        out.append(_new(DateValue, (code, found[0], found[1])))
 
 
 def _timing(code: str, value: Any, out: list[Any]) -> None:
@@ -469,11 +494,8 @@ def _quantity(code: str, value: Any, out: list[Any]) -> None:
     elif comparator in (">", ">="):
         high = None
     unit = _str(data.get("unit"))
-    out.append(
-        QuantityValue(
-            code, number, low, high, _str(data.get("system")), _str(data.get("code")), unit
-        )
-    )
+    system, token = _str(data.get("system")), _str(data.get("code"))
+    out.append(_new(QuantityValue, (code, number, low, high, system, token, unit)))
 
 
 def _money(code: str, value: Any, out: list[Any]) -> None:
@@ -502,24 +524,32 @@ def _plain_quantity(code: str, value: Any, out: list[Any]) -> None:
 
 
 def _reference(code: str, value: Any, out: list[Any]) -> None:
-    data = _dict(value)
-    ref = _str(data.get("reference"))
-    identifier = _dict(data.get("identifier"))
-    id_system, id_value = _str(identifier.get("system")), _str(identifier.get("value"))
-    declared = _str(data.get("type"))
-    declared = declared.rsplit("/", 1)[-1] if declared else None
-    if ref is not None:
+    if not isinstance(value, dict):
+        return
+    ref = value.get("reference")
+    identifier = value.get("identifier")
+    id_system = id_value = None
+    if isinstance(identifier, dict):
+        id_system, id_value = _str(identifier.get("system")), _str(identifier.get("value"))
+    if isinstance(ref, str) and ref:
         parsed = split_reference(ref)
         if parsed is None:
             if ref.startswith("#") and len(ref) > 1:  # a contained resource: for chains
-                out.append(ReferenceValue(code, CONTAINED_TARGET, ref[1:]))
+                contained = (code, CONTAINED_TARGET, ref[1:], None, None, None, None)
+                out.append(_new(ReferenceValue, contained))
             return
-        target = parsed.type or declared
-        out.append(
-            ReferenceValue(code, target, parsed.id, parsed.version, parsed.url, id_system, id_value)
-        )
+        target = parsed.type or _declared_type(value)
+        row = (code, target, parsed.id, parsed.version, parsed.url, id_system, id_value)
+        out.append(_new(ReferenceValue, row))
     elif id_system is not None or id_value is not None:
-        out.append(ReferenceValue(code, declared, None, None, None, id_system, id_value))
+        row = (code, _declared_type(value), None, None, None, id_system, id_value)
+        out.append(_new(ReferenceValue, row))
+
+
+def _declared_type(reference: Mapping[str, Any]) -> str | None:
+    """``Reference.type`` (a type name or its URL) as a type name."""
+    declared = _str(reference.get("type"))
+    return declared.rsplit("/", 1)[-1] if declared else None
 
 
 def _canonical(code: str, value: Any, out: list[Any]) -> None:
@@ -549,7 +579,7 @@ def _attachment(code: str, value: Any, out: list[Any]) -> None:
 
 def _uri(code: str, value: Any, out: list[Any]) -> None:
     if isinstance(value, str) and value:
-        out.append(UriValue(code, value))
+        out.append(_new(UriValue, (code, value)))
 
 
 def _position(code: str, value: Any, out: list[Any]) -> None:
@@ -604,12 +634,119 @@ def _converter(param_type: str, value_type: str) -> Converter | None:
     return None
 
 
+# --------------------------------------------------------------------------------- runners
+
+Runner = Callable[[Any, Any, list[Any]], None]
+"""``(focus, root resource, rows)``: evaluates one branch and appends its values' rows."""
+
+
+def _runner(
+    branch: Branch, code: str, convert: Converter, targets: frozenset[str] | None = None
+) -> Runner:
+    """A branch and its converter as one function, chosen once per plan.
+
+    Most branches are plain paths (``code``, ``meta.tag``) or a path and a where()
+    (``telecom.where(system='phone')``): those are walked and converted in one loop, without
+    the intermediate list of values. Nulls are skipped there: no converter makes a row of one.
+    """
+    fn = branch.fn
+    if targets is not None:
+        return _targets_runner(fn, targets, code, convert)
+    if branch.path is not None and len(branch.path) <= 2:
+        return _path_runner(branch.path, code, convert)
+    if branch.filtered is not None and len(branch.filtered[0]) == 1:
+        (key,), keep = branch.filtered
+        return _where_runner(key, keep, code, convert)
+
+    def run(focus: Any, root: Any, out: list[Any]) -> None:
+        for value in fn(focus, root):
+            convert(code, value, out)
+
+    return run
+
+
+def _path_runner(path: tuple[str, ...], code: str, convert: Converter) -> Runner:
+    """Up to two keys, flattening arrays at each step as FHIRPath navigation does."""
+    if not path:
+        return lambda focus, root, out: convert(code, focus, out)
+    if len(path) == 1:
+        key = path[0]
+
+        def one(focus: Any, root: Any, out: list[Any]) -> None:
+            value = focus.get(key) if isinstance(focus, dict) else None
+            if isinstance(value, list):
+                _convert_items(value, code, convert, out)
+            elif value is not None:
+                convert(code, value, out)
+
+        return one
+    first, second = path
+
+    def two(focus: Any, root: Any, out: list[Any]) -> None:
+        value = focus.get(first) if isinstance(focus, dict) else None
+        if isinstance(value, dict):  # the usual case (``meta.tag``): no loop
+            found = value.get(second)
+            if isinstance(found, list):
+                _convert_items(found, code, convert, out)
+            elif found is not None:
+                convert(code, found, out)
+        elif isinstance(value, list):
+            for item in value:
+                if isinstance(item, dict):
+                    found = item.get(second)
+                    if isinstance(found, list):
+                        _convert_items(found, code, convert, out)
+                    elif found is not None:
+                        convert(code, found, out)
+
+    return two
+
+
+def _convert_items(items: list[Any], code: str, convert: Converter, out: list[Any]) -> None:
+    for item in items:
+        if item is not None:
+            convert(code, item, out)
+
+
+def _where_runner(key: str, keep: Keep, code: str, convert: Converter) -> Runner:
+    """The items of one key that ``keep`` accepts (``keep`` is pure: nulls need no test)."""
+
+    def run(focus: Any, root: Any, out: list[Any]) -> None:
+        value = focus.get(key) if isinstance(focus, dict) else None
+        if value is None:
+            return
+        for item in value if isinstance(value, list) else (value,):
+            if item is not None and keep(item, root):
+                convert(code, item, out)
+
+    return run
+
+
+def _targets_runner(fn: Fn, targets: frozenset[str], code: str, convert: Converter) -> Runner:
+    """An embedded resource (``Bundle.entry[0].resource``) only counts if it is a target."""
+
+    def run(focus: Any, root: Any, out: list[Any]) -> None:
+        for value in fn(focus, root):
+            if _dict(value).get("resourceType") in targets:
+                convert(code, value, out)
+
+    return run
+
+
 # ------------------------------------------------------------------------------- extract
 
 
-#: Order of the row lists of :class:`IndexValues` in a plan (``_Step.out``).
+#: Order of the row lists of :class:`IndexValues` in a plan (``_Step.slot``).
 _BUCKETS = ("string", "token", "date", "number", "quantity", "reference", "uri", "special")
 _COMPOSITE = len(_BUCKETS)
+#: Distinct key sets remembered per type before starting over (real traffic has few).
+_MAX_SHAPES = 256
+
+
+#: A plain path of the resource, its converter and the parameter code: the rows of a
+#: parameter (``code``) that a composite's component (``code`` of ``code-value-quantity``)
+#: would compute again from the same element.
+_Share = tuple[tuple[str, ...], Converter, str]
 
 
 @dataclass(frozen=True, slots=True)
@@ -617,11 +754,9 @@ class _Step:
     """One branch of one parameter, with its converter chosen (a row of a type's plan)."""
 
     root: str | None  # the JSON key the branch reads (None: run it on every resource)
-    code: str
-    out: int  # index into the row lists
-    fn: Callable[[Any, Any], list[Any]]
-    convert: Converter
-    targets: frozenset[str] | None  # embedded resources count only for these types
+    slot: int  # index into the row lists
+    run: Runner
+    share: _Share | None = None  # set when a composite component needs the same rows
 
 
 @dataclass(frozen=True, slots=True)
@@ -629,74 +764,97 @@ class _Component:
     """A composite's component, compiled for one branch of the composite's path."""
 
     memo: tuple[int, str, str]  # shared by composites with the same component and path
-    code: str
-    branches: tuple[tuple[Callable[[Any, Any], list[Any]], Converter], ...]
+    runs: tuple[Runner, ...]
     #: Root keys of its branches when it reads the resource itself (None: unknown).
     roots: tuple[str, ...] | None
+    share: _Share | None  # when a parameter's step yields the same rows
 
 
 @dataclass(frozen=True, slots=True)
 class _CompositeBranch:
-    fn: Callable[[Any, Any], list[Any]]
+    code: str  # the composite parameter's
+    fn: Fn
     root: str | None
     components: tuple[_Component, ...]
 
-    def may_yield(self, resource: Mapping[str, Any]) -> bool:
+    def may_yield(self, keys: frozenset[str]) -> bool:
         """False when the branch, or one of its components, reads an absent element."""
-        if self.root is not None and self.root not in resource:
+        if self.root is not None and self.root not in keys:
             return False
         for component in self.components:
             roots = component.roots
-            if roots is not None and not any(k in resource for k in roots):
+            if roots is not None and keys.isdisjoint(roots):
                 return False
         return True
 
 
 @dataclass(frozen=True, slots=True)
-class _CompositeStep:
-    code: str
-    branches: tuple[_CompositeBranch, ...]
+class _Active:
+    """What runs for resources with one set of keys: the rest would find nothing."""
+
+    steps: tuple[tuple[Runner, int, _Share | None], ...]
+    composites: tuple[_CompositeBranch, ...]
 
 
 @dataclass(frozen=True, slots=True)
 class _Plan:
     steps: tuple[_Step, ...]
-    #: The steps' indexes by root key, and those without one: only the steps of the keys a
-    #: resource has run, in plan order.
-    by_root: Mapping[str, tuple[int, ...]]
-    rootless: tuple[int, ...]
-    composites: tuple[_CompositeStep, ...]
+    composites: tuple[_CompositeBranch, ...]  # every branch of every composite, in order
+    #: The active part by the resource's keys (in their order): resources of a type mostly
+    #: have the same few shapes, so the selection is made once per shape.
+    shapes: dict[tuple[str, ...], _Active] = field(default_factory=dict, compare=False)
+
+    def active(self, resource: Mapping[str, Any]) -> _Active:
+        """What to run for this resource (from the cache, for a known shape)."""
+        shape = tuple(resource)
+        found = self.shapes.get(shape)
+        if found is None:
+            found = self._select(frozenset(shape))
+            if len(self.shapes) >= _MAX_SHAPES:
+                self.shapes.clear()
+            self.shapes[shape] = found
+        return found
+
+    def _select(self, keys: frozenset[str]) -> _Active:
+        """The steps (in plan order, so rows come in the same order whatever the key order)
+        and composite branches that can find values with these keys."""
+        steps = tuple(
+            (s.run, s.slot, s.share) for s in self.steps if s.root is None or s.root in keys
+        )
+        return _Active(steps, tuple(b for b in self.composites if b.may_yield(keys)))
 
 
 def _plan(params: tuple[SearchParam, ...]) -> _Plan:
     """What extraction runs for a type, decided once per parameter table (not per resource)."""
     steps: list[_Step] = []
-    composites: list[_CompositeStep] = []
+    composites: list[_CompositeBranch] = []
     for param in params:
         compiled = param.compiled
         if compiled is None:
             continue
         if param.type == "composite":
-            composites.append(_composite_step(param, compiled))
+            composites.extend(_composite_branches(param, compiled))
             continue
-        out = _BUCKETS.index(param.type)
+        slot = _BUCKETS.index(param.type)
         for branch in compiled.branches:
             convert = _converter(param.type, branch.type)
             if convert is None:
                 continue
             targets = frozenset(param.targets) if convert is _resource and param.targets else None
-            steps.append(_Step(branch.root, param.code, out, branch.fn, convert, targets))
-    by_root: dict[str, list[int]] = {}
-    for index, step in enumerate(steps):
-        if step.root is not None:
-            by_root.setdefault(step.root, []).append(index)
-    rootless = tuple(i for i, step in enumerate(steps) if step.root is None)
-    return _Plan(
-        tuple(steps), {k: tuple(v) for k, v in by_root.items()}, rootless, tuple(composites)
-    )
+            run = _runner(branch, param.code, convert, targets)
+            share = _share(branch, convert, param.code) if targets is None else None
+            steps.append(_Step(branch.root, slot, run, share))
+    wanted = {c.share for b in composites for c in b.components if c.share is not None}
+    steps = [s if s.share in wanted else replace(s, share=None) for s in steps]
+    return _Plan(tuple(steps), tuple(composites))
 
 
-def _composite_step(param: SearchParam, compiled: CompiledPath) -> _CompositeStep:
+def _share(branch: Branch, convert: Converter, code: str) -> _Share | None:
+    """The key of what a branch yields from the resource, when it is plain navigation."""
+    return (branch.path, convert, code) if branch.path is not None else None
+
+
+def _composite_branches(param: SearchParam, compiled: CompiledPath) -> list[_CompositeBranch]:
     branches: list[_CompositeBranch] = []
     for index, branch in enumerate(compiled.branches):
         components: list[_Component] = []
@@ -704,20 +862,22 @@ def _composite_step(param: SearchParam, compiled: CompiledPath) -> _CompositeSte
             path = component.compiled[index]
             kind, code = component.param.type, component.param.code
             converted = [(b, _converter(kind, b.type)) for b in path.branches]
-            usable = tuple((b.fn, c) for b, c in converted if c is not None)
-            roots = [b.root for b, c in converted if c is not None]
+            usable = [(b, c) for b, c in converted if c is not None]
+            runs = tuple(_runner(b, code, c) for b, c in usable)
+            roots = [b.root for b, _ in usable]
             # Roots count only when the component reads the resource itself.
             known = branch.path == () and None not in roots
+            share = _share(*usable[0], code) if branch.path == () and len(usable) == 1 else None
             components.append(
                 _Component(
                     (id(path), code, kind),
-                    code,
-                    usable,
+                    runs,
                     tuple(r for r in roots if r is not None) if known else None,
+                    share,
                 )
             )
-        branches.append(_CompositeBranch(branch.fn, branch.root, tuple(components)))
-    return _CompositeStep(param.code, tuple(branches))
+        branches.append(_CompositeBranch(param.code, branch.fn, branch.root, tuple(components)))
+    return branches
 
 
 def extract(
@@ -734,84 +894,75 @@ def extract(
     registry = registry or default_registry()
     resource_type = str(resource.get("resourceType"))
     plan: _Plan = registry.derived(resource_type, _plan)
-    values = IndexValues(resource_type)
-    buckets: list[list[Any]] = [
-        values.strings,
-        values.tokens,
-        values.dates,
-        values.numbers,
-        values.quantities,
-        values.references,
-        values.uris,
-        values.specials,
-        values.composites,
-    ]
-    by_root = plan.by_root
-    active = list(plan.rootless)
-    for key in resource:
-        found_steps = by_root.get(key)
-        if found_steps is not None:
-            active.extend(found_steps)
-    active.sort()  # plan order, so rows come in the same order whatever the key order
-    steps = plan.steps
-    for index in active:
-        step = steps[index]
-        found = step.fn(resource, resource)
-        if not found:
-            continue
-        out, code, convert = buckets[step.out], step.code, step.convert
-        if step.targets is not None:
-            # An embedded resource (Bundle.entry[0].resource) only counts if it is a target.
-            targets = step.targets
-            found = [v for v in found if _dict(v).get("resourceType") in targets]
-        for value in found:
-            convert(code, value, out)
-    if plan.composites:
-        memo: dict[Any, Any] = {}
-        for composite in plan.composites:
-            _composite(composite, resource, buckets[_COMPOSITE], memo)
+    active = plan.active(resource)
+    # In _BUCKETS order, then composites.
+    buckets: list[list[Any]] = [[], [], [], [], [], [], [], [], []]
+    memo: dict[Any, Any] = {}  # rows composite components reuse (see _Share)
+    for run, slot, share in active.steps:
+        out = buckets[slot]
+        if share is None:
+            run(resource, resource, out)
+        else:
+            start = len(out)
+            run(resource, resource, out)
+            memo[share] = out[start:]
+    if active.composites:
+        out = buckets[_COMPOSITE]
+        for branch in active.composites:
+            _composite(branch, resource, out, memo)
     for rows in buckets:
         if len(rows) > 1:
             rows[:] = dict.fromkeys(rows)
+    strings, tokens, dates, numbers, quantities, references, uris, specials, composites = buckets
     if base_url:
-        _localize(values.references, base_url.rstrip("/") + "/")
-    return values
+        _localize(references, base_url.rstrip("/") + "/")
+    return IndexValues(
+        resource_type,
+        strings,
+        tokens,
+        dates,
+        numbers,
+        quantities,
+        references,
+        uris,
+        composites,
+        specials,
+    )
 
 
 def _composite(
-    composite: _CompositeStep, resource: Mapping[str, Any], out: list[Any], memo: dict[Any, Any]
+    branch: _CompositeBranch, resource: Mapping[str, Any], out: list[Any], memo: dict[Any, Any]
 ) -> None:
     """Every combination of the components' values, per item the composite path selects.
 
     Components repeat across composites (``code`` is in six Observation composites), so
     their rows are memoized per item for the duration of one extraction.
     """
-    for branch in composite.branches:
-        if not branch.may_yield(resource):
-            continue  # an element it needs is absent: no row
-        for item in branch.fn(resource, resource):
-            parts: list[list[IndexValue]] = []
-            for component in branch.components:
-                key = (component.memo, id(item))
-                rows = memo.get(key)
-                if rows is None:
-                    rows = memo[key] = _component_rows(component, item, resource)
-                if not rows:
-                    break
-                parts.append(rows)
-            else:
-                code = composite.code
-                out.extend(CompositeValue(code, combo) for combo in itertools.product(*parts))
+    for item in branch.fn(resource, resource):
+        parts: list[list[IndexValue]] = []
+        for component in branch.components:
+            key = (component.memo, id(item))
+            rows = memo.get(key)
+            if rows is None:
+                rows = memo[key] = _component_rows(component, item, resource, memo)
+            if not rows:
+                break
+            parts.append(rows)
+        else:
+            code = branch.code
+            out.extend(_new(CompositeValue, (code, combo)) for combo in itertools.product(*parts))
 
 
 def _component_rows(
-    component: _Component, item: Any, resource: Mapping[str, Any]
+    component: _Component, item: Any, resource: Mapping[str, Any], memo: dict[Any, Any]
 ) -> list[IndexValue]:
-    rows: list[IndexValue] = []
-    code = component.code
-    for fn, convert in component.branches:
-        for value in fn(item, resource):
-            convert(code, value, rows)
+    rows: list[IndexValue] | None = None
+    if component.share is not None:
+        rows = memo.get(component.share)
+    if rows is None:
+        rows = []
+        for run in component.runs:
+            run(item, resource, rows)
     return list(dict.fromkeys(rows)) if len(rows) > 1 else rows
 
 

@@ -14,7 +14,10 @@ element definitions (``fhir_server.fhir.structure``), into closures over plain d
   the parts of a multi-base union meant for other types compile to nothing;
 * ``resolve()`` cannot load anything at index time: it yields the *type* of the referenced
   resource (from ``Type/id``, an absolute URL, a contained ``#id`` or ``Reference.type``),
-  which is what ``where(resolve() is Patient)`` needs; navigating from it is rejected.
+  which is what ``where(resolve() is Patient)`` needs; navigating from it is rejected;
+* the usual ``where()`` criteria (``system = 'phone'``, ``resolve() is Patient``) become
+  direct tests, and a ``where()`` on a plain path exposes both (``Branch.filtered``) so
+  extraction can walk, filter and convert in one loop.
 
 Supported: paths, choice types, ``|``, indexers, literals, ``$this``, ``%resource``,
 ``%rootResource``, ``%ucum``/``%sct``/``%loinc``, ``= != ~ !~ < > <= >= and or xor implies in
@@ -48,6 +51,9 @@ __all__ = [
 
 Fn = Callable[[Any, Any], list[Any]]
 """``(focus, root resource) -> collection``."""
+
+Keep = Callable[[Any, Any], bool]
+"""``(item, root resource) -> whether where() keeps the item``."""
 
 REF_TYPE = "$resolved"
 """Static type of ``resolve()`` results: the referenced resource's type name (or nothing)."""
@@ -464,6 +470,10 @@ class Branch:
     path: tuple[str, ...] | None = None
     choice: tuple[_Choice, str] | None = None  # (choice element, this variant's JSON name)
     root: str | None = None
+    #: ``(path, keep)`` when the values are those of plain navigation ``path`` for which
+    #: ``keep(item, root)`` holds (``telecom.where(system='phone')``), so callers may walk,
+    #: filter and use them in one loop.
+    filtered: tuple[tuple[str, ...], Keep] | None = None
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -586,13 +596,14 @@ def _step(branch: Branch, key: str, type_: str) -> Branch:
     return Branch(type_, fn, path, root=root)
 
 
-def _filter(branch: Branch, keep: Callable[[Any, Any], bool], type_: str | None = None) -> Branch:
+def _filter(branch: Branch, keep: Keep, type_: str | None = None) -> Branch:
     prev = branch.fn
 
     def fn(focus: Any, root: Any) -> list[Any]:
         return [item for item in prev(focus, root) if keep(item, root)]
 
-    return Branch(type_ or branch.type, fn, root=branch.root)
+    filtered = (branch.path, keep) if branch.path is not None else None
+    return Branch(type_ or branch.type, fn, root=branch.root, filtered=filtered)
 
 
 def _map(branch: Branch, op: Callable[[list[Any], Any], list[Any]], type_: str) -> Branch:
@@ -917,8 +928,32 @@ class _Compiler:
         return (lambda items: items[n:]) if name == "skip" else (lambda items: items[:n])
 
     def where(self, branch: Branch, criteria: _Node) -> Branch:
-        test = _combine(self.expr(criteria, Branch(branch.type, _identity, ())))
-        return _filter(branch, lambda item, root: _truth(test(item, root)) is True)
+        ctx = Branch(branch.type, _identity, ())
+        test = _combine(self.expr(criteria, ctx))
+
+        def keep(item: Any, root: Any) -> bool:
+            return _truth(test(item, root)) is True
+
+        return _filter(branch, self.quick_criteria(criteria, ctx, keep) or keep)
+
+    def quick_criteria(self, criteria: _Node, ctx: Branch, keep: Keep) -> Keep | None:
+        """A direct test for the usual criteria, always equal to ``keep`` (None: no such shape).
+
+        Search parameters mostly filter with ``system = 'phone'`` or ``resolve() is Patient``;
+        composing their generic closures builds several lists per item.
+        """
+        if criteria.kind == "binary" and criteria.value == "=":
+            left, right = criteria.args
+            if left.kind == "ident" and right.kind == "lit" and type(right.value) is str:
+                found = self.expr(left, ctx)
+                path = found[0].path if len(found) == 1 else None
+                if path is not None and len(path) == 1:
+                    return _equals_literal(path[0], right.value, keep)
+        if criteria.kind == "typeop" and criteria.value[0] == "is":
+            operand = criteria.args[0]
+            if operand.kind == "func" and operand.value == "resolve" and not operand.args:
+                return _resolves_to(self.type_name(criteria, criteria.value[1]))
+        return None
 
     def select(self, branch: Branch, projection: _Node) -> list[Branch]:
         out: list[Branch] = []
@@ -960,6 +995,30 @@ _ARITY: dict[str, tuple[int, ...]] = {
     "exists": (0, 1),
     "trace": (1, 2),
 }
+
+
+def _equals_literal(key: str, literal: str, slow: Keep) -> Keep:
+    """``key = 'literal'``: a string under ``key`` decides alone (as ``=`` on two strings);
+    anything else (absent, an array, another type) goes the generic way."""
+
+    def keep(item: Any, root: Any) -> bool:
+        if isinstance(item, dict):
+            value = item.get(key)
+            if type(value) is str:
+                return value == literal
+        return slow(item, root)
+
+    return keep
+
+
+def _resolves_to(wanted: str) -> Keep:
+    """``resolve() is wanted`` on one Reference: its target's type, tested directly."""
+
+    def keep(item: Any, root: Any) -> bool:
+        found = _reference_type(item, root)
+        return found is not None and _is_a(found, wanted)
+
+    return keep
 
 
 def _type_name(compiler: _Compiler, node: _Node) -> str:

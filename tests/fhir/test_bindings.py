@@ -399,3 +399,58 @@ def test_every_official_example_satisfies_its_required_bindings() -> None:
         if (violations := check_required_bindings(resource))
     }
     assert failures == {}
+
+
+def test_violations_come_in_walk_order() -> None:
+    # Depth first, the last element first; the order the check had before valid resources
+    # got a quicker pass of their own.
+    patient = {
+        "resourceType": "Patient",
+        "identifier": [{"use": "bad-1"}, {"use": "official"}, {"use": "bad-2"}],
+        "gender": "bad-3",
+        "telecom": [{"system": "bad-4", "use": "bad-5"}],
+        "contact": [{"gender": "bad-6", "telecom": [{"system": "bad-7"}]}],
+        "extension": [{"url": "u", "valueQuantity": {"comparator": "bad-8"}}],
+    }
+    assert [(v.expression, v.code) for v in check_required_bindings(patient)] == [
+        ("Patient.gender", "bad-3"),
+        ("Patient.extension[0].valueQuantity.comparator", "bad-8"),
+        ("Patient.contact[0].gender", "bad-6"),
+        ("Patient.contact[0].telecom[0].system", "bad-7"),
+        ("Patient.telecom[0].system", "bad-4"),
+        ("Patient.telecom[0].use", "bad-5"),
+        ("Patient.identifier[2].use", "bad-2"),
+        ("Patient.identifier[0].use", "bad-1"),
+    ]
+
+
+def test_deep_valid_nesting_is_valid() -> None:
+    item: dict[str, Any] = {"linkId": "leaf", "type": "string"}
+    for depth in range(3000):
+        item = {"linkId": str(depth), "type": "group", "item": [item]}
+    assert check_required_bindings({"resourceType": "Questionnaire", "item": [item]}) == []
+
+
+@pytest.mark.parametrize(
+    "concept",
+    [
+        {"coding": [{"system": CONDITION_CLINICAL, "code": "active"}]},
+        {"coding": [{"system": "http://other", "code": "x"}, "junk"]},
+        {"coding": [{"system": CONDITION_CLINICAL, "code": 1}]},
+        {"coding": "junk"},
+        {"coding": []},
+        {"text": "active"},
+        {"coding": [{"system": "http://other", "code": "active"}]},
+        "active",
+    ],
+)
+def test_quick_pass_and_walk_agree_on_codeable_concepts(concept: Any) -> None:
+    # The walk reports what the quick pass rejects: both must judge alike, or a violation
+    # would be lost (quick pass says valid) or the walk would find none (it says invalid).
+    from fhir_server.fhir import bindings
+
+    resource = condition(concept)
+    plan = bindings._tables().resources["Condition"]
+    walked = bindings._walk(resource, plan, "Condition")
+    assert bindings._valid(resource, plan) is (walked == [])
+    assert check_required_bindings(resource) == walked

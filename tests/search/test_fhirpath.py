@@ -241,3 +241,64 @@ def test_split_reference_understands_every_reference_form(
     text: str, parsed: Reference | None
 ) -> None:
     assert split_reference(text) == parsed
+
+
+# The usual where() criteria are compiled to direct tests; they must agree with the generic
+# evaluation (parentheses keep an expression off the direct path) on odd data too.
+ODD_TELECOMS: list[Any] = [
+    {"system": "phone", "value": "1"},
+    {"system": ["phone"], "value": "2"},
+    {"system": ["phone", None], "value": "3"},
+    {"system": ["phone", "phone"], "value": "4"},
+    {"system": 1, "value": "5"},
+    {"system": True, "value": "6"},
+    {"value": "7"},
+    {"system": "Phone", "value": "8"},
+    {"system": {"value": "phone"}, "value": "9"},
+    "phone",
+    None,
+]
+
+
+def test_direct_equality_criteria_agree_with_the_generic_evaluation() -> None:
+    patient = {"resourceType": "Patient", "telecom": ODD_TELECOMS}
+    direct = values("Patient.telecom.where(system = 'phone')", patient)
+    generic = values("Patient.telecom.where((system) = 'phone')", patient)
+    assert direct == generic == ODD_TELECOMS[:3]
+
+
+def test_direct_resolve_criteria_agree_with_the_generic_evaluation() -> None:
+    subjects: list[Any] = [
+        {"reference": "Patient/1"},
+        {"reference": "Group/1"},
+        {"reference": "#p1"},
+        {"reference": "#g1"},
+        {"reference": "#none"},
+        {"reference": "urn:uuid:0c3151bd-1cbf-4d64-b04d-cd9187a4c6e0", "type": "Patient"},
+        {"type": "http://hl7.org/fhir/StructureDefinition/Patient"},
+        {"reference": 7},
+        "Patient/2",
+        None,
+    ]
+    obs = {
+        "resourceType": "Observation",
+        "contained": [
+            {"resourceType": "Patient", "id": "p1"},
+            {"resourceType": "Group", "id": "g1"},
+            "junk",
+        ],
+        "subject": subjects,
+    }
+    direct = values("Observation.subject.where(resolve() is Patient)", obs)
+    generic = values("Observation.subject.where((resolve()) is Patient)", obs)
+    assert direct == generic
+    assert direct == [subjects[i] for i in (0, 2, 5, 6, 8)]
+
+
+def test_where_on_a_plain_path_exposes_the_path_and_the_test() -> None:
+    branch = compile_path("Patient.telecom.where(system = 'phone')", "Patient").branches[0]
+    assert branch.filtered is not None
+    path, keep = branch.filtered
+    assert path == ("telecom",)
+    telecoms = [{"system": "phone"}, {"system": "email"}, {"system": ["phone"]}]
+    assert [keep(t, None) for t in telecoms] == [True, False, True]
