@@ -133,6 +133,8 @@ class Registry:
         self._indexed: dict[str, tuple[Mapping[str, SearchParam], tuple[SearchParam, ...]]] = {}
         self._derived: dict[tuple[str, Callable[..., Any]], tuple[tuple[SearchParam, ...], Any]]
         self._derived = {}
+        self._unions: dict[str, tuple[Mapping[str, SearchParam], Mapping[str, tuple[str, ...]]]]
+        self._unions = {}
         self._definitions: dict[str, Mapping[str, Any]] = {}
         self._problems: list[Problem] = []
         definitions = list(definitions)
@@ -185,10 +187,26 @@ class Registry:
         cached = self._indexed.get(resource_type)
         if cached is not None and cached[0] is table:  # the table is replaced by add()
             return cached[1]
+        unions = self.unions(resource_type)
         found = tuple(
-            p for p in table.values() if p.compiled is not None and p.code not in COLUMN_PARAMS
+            p
+            for p in table.values()
+            if p.compiled is not None and p.code not in COLUMN_PARAMS and p.code not in unions
         )
         self._indexed[resource_type] = (table, found)
+        return found
+
+    def unions(self, resource_type: str) -> Mapping[str, tuple[str, ...]]:
+        """Parameters whose rows are exactly other parameters' rows, with those codes:
+        Observation ``combo-code`` (``Observation.code | Observation.component.code``) is
+        ``code`` + ``component-code``. They are not indexed; a search on them reads the rows
+        of their sources (storage/search_query.py), so an Observation writes ~5 fewer rows."""
+        table = self.params_for(resource_type)
+        cached = self._unions.get(resource_type)
+        if cached is not None and cached[0] is table:
+            return cached[1]
+        found = _unions(table)
+        self._unions[resource_type] = (table, found)
         return found
 
     def derived(self, resource_type: str, build: Callable[[tuple[SearchParam, ...]], T]) -> T:
@@ -344,6 +362,64 @@ class Registry:
 COLUMN_PARAMS = frozenset({"_id", "_lastUpdated"})
 
 _EMPTY: Mapping[str, SearchParam] = MappingProxyType({})
+
+#: Types whose rows follow from the parameter type and the expression alone (references also
+#: depend on their targets, composites on their components): a union of such expressions has
+#: the union of their rows.
+_UNION_TYPES = frozenset({"token", "string", "date", "number", "quantity", "uri"})
+
+
+def _unions(table: Mapping[str, SearchParam]) -> Mapping[str, tuple[str, ...]]:
+    """Codes whose expression parts are exactly those of other indexed parameters of the same
+    type (disjoint, decided from fewer parts up), mapped to those parameters' codes."""
+    parts = {
+        code: _union_parts(p.expression)
+        for code, p in table.items()
+        if p.compiled is not None
+        and p.expression
+        and p.type in _UNION_TYPES
+        and code not in COLUMN_PARAMS
+    }
+    found: dict[str, tuple[str, ...]] = {}
+    indexed: list[str] = []
+    for code in sorted(parts, key=lambda c: (len(parts[c]), c)):
+        mine = parts[code]
+        if len(mine) > 1:
+            candidates = sorted(
+                (o for o in indexed if table[o].type == table[code].type and parts[o] <= mine),
+                key=lambda o: (-len(parts[o]), o),
+            )
+            chosen: list[str] = []
+            covered: frozenset[str] = frozenset()
+            for other in candidates:
+                if covered.isdisjoint(parts[other]):
+                    chosen.append(other)
+                    covered |= parts[other]
+            if covered == mine:
+                found[code] = tuple(sorted(chosen))
+                continue
+        indexed.append(code)
+    return MappingProxyType(found)
+
+
+def _union_parts(expression: str) -> frozenset[str]:
+    """The top-level ``|`` operands of an expression, whitespace collapsed."""
+    parts: list[str] = []
+    depth, quoted, start = 0, False, 0
+    for i, char in enumerate(expression):
+        if quoted:
+            quoted = char != "'" or expression[i - 1] == "\\"
+        elif char == "'":
+            quoted = True
+        elif char == "(":
+            depth += 1
+        elif char == ")":
+            depth -= 1
+        elif char == "|" and depth == 0:
+            parts.append(expression[start:i])
+            start = i + 1
+    parts.append(expression[start:])
+    return frozenset(" ".join(p.split()) for p in parts)
 
 
 def _problem(definition: Mapping[str, Any], resource_type: str, reason: str) -> Problem:

@@ -331,10 +331,26 @@ class QueryBuilder:
         return self._rows(scope, table, param, or_(*conds))
 
     def _rows(self, scope: Scope, table: Any, param: SearchParam, cond: Condition) -> Condition:
-        sub = select(table.c.res_pk).where(
-            table.c.res_type.in_(scope.types), table.c.param == self.prefix + param.code, cond
-        )
+        sub = select(table.c.res_pk).where(self._param_rows(table, scope.types, param.code), cond)
         return scope.pk.in_(sub)
+
+    def _param_rows(self, table: Any, types: Sequence[str], code: str) -> Condition:
+        """Rows of ``code`` for these types: a union parameter (``combo-code``) is not indexed
+        and reads the rows of its sources (``code``, ``component-code``; Registry.unions)."""
+        by_codes: dict[tuple[str, ...], list[str]] = {}
+        for rtype in types:
+            codes = self.registry.unions(rtype).get(code, (code,))
+            by_codes.setdefault(codes, []).append(rtype)
+        conds = [
+            and_(
+                table.c.res_type.in_(rtypes),
+                table.c.param == self.prefix + codes[0]
+                if len(codes) == 1
+                else table.c.param.in_([self.prefix + c for c in codes]),
+            )
+            for codes, rtypes in by_codes.items()
+        ]
+        return conds[0] if len(conds) == 1 else or_(*conds)
 
     def _missing(self, scope: Scope, table: Any, param: SearchParam, flt: Filter) -> Condition:
         if len(flt.values) != 1 or flt.values[0] not in ("true", "false"):
@@ -548,11 +564,12 @@ class QueryBuilder:
         name = _SORT_COLUMN[param.type][1 if descending else 0]
         column = table.c[name]
         agg = func.max(column) if descending else func.min(column)
-        code = self.prefix + code
-        expr = (
-            select(agg).where(table.c.res_pk == scope.pk, table.c.param == code).scalar_subquery()
+        rows = self._param_rows(table, scope.types, code)
+        expr = select(agg).where(table.c.res_pk == scope.pk, rows).scalar_subquery()
+        union = any(code in self.registry.unions(t) for t in scope.types)
+        walk = (
+            None if self.contained or union else Walk(table, name, self.prefix + code, scope.types)
         )
-        walk = None if self.contained else Walk(table, name, code, scope.types)
         return SortKey(expr, descending, walk)
 
 

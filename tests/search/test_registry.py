@@ -120,6 +120,19 @@ def test_composite_on_two_paths_compiles_components_for_each(registry: Registry)
     assert all(len(c.compiled) == 2 for c in param.components)
 
 
+def test_a_union_of_other_parameters_reads_their_rows_and_is_not_indexed(
+    registry: Registry,
+) -> None:
+    unions = registry.unions("Observation")
+    assert unions["combo-code"] == ("code", "component-code")
+    assert unions["combo-value-quantity"] == ("component-value-quantity", "value-quantity")
+    indexed = {p.code for p in registry.indexed("Observation")}
+    assert "combo-code" not in indexed and {"code", "component-code"} <= indexed
+    # composites and references keep their own rows
+    assert "combo-code-value-quantity" not in unions and "subject" not in unions
+    assert registry.unions("Patient") == {}
+
+
 def test_get_returns_none_for_an_unknown_code_or_type(registry: Registry) -> None:
     assert registry.get("Patient", "no-such-param") is None
     assert registry.get("NoSuchType", "_id") is None

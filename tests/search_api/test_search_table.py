@@ -923,6 +923,8 @@ CASES = [
         "combo-code=8462-4,97909-6",
         "bp-1 bp-2 odi-1 odi-2 odi-3",
     ),
+    # combo-code is read from the code and component-code rows: every Observation has one
+    Case("obs-combo-code-missing", OBS, "combo-code:missing=true", ""),
     Case("obs-sort-date-desc", OBS, "_sort=-date&code=97909-6", "odi-3 odi-2 odi-1"),
     Case(
         "obs-sort-value",
