@@ -363,10 +363,15 @@ COLUMN_PARAMS = frozenset({"_id", "_lastUpdated"})
 
 _EMPTY: Mapping[str, SearchParam] = MappingProxyType({})
 
-#: Types whose rows follow from the parameter type and the expression alone (references also
-#: depend on their targets, composites on their components): a union of such expressions has
-#: the union of their rows.
-_UNION_TYPES = frozenset({"token", "string", "date", "number", "quantity", "uri"})
+#: Types whose rows follow from the parameter type and the expression alone (composites also
+#: from their components' expressions and types, compared below; references depend on their
+#: targets): a union of such expressions has the union of their rows.
+_UNION_TYPES = frozenset({"token", "string", "date", "number", "quantity", "uri", "composite"})
+
+
+def _shape(param: SearchParam) -> tuple[str, tuple[tuple[str, str], ...]]:
+    """What besides the expression decides a parameter's rows."""
+    return param.type, tuple((c.expression, c.param.type) for c in param.components)
 
 
 def _unions(table: Mapping[str, SearchParam]) -> Mapping[str, tuple[str, ...]]:
@@ -380,13 +385,14 @@ def _unions(table: Mapping[str, SearchParam]) -> Mapping[str, tuple[str, ...]]:
         and p.type in _UNION_TYPES
         and code not in COLUMN_PARAMS
     }
+    shapes = {code: _shape(table[code]) for code in parts}
     found: dict[str, tuple[str, ...]] = {}
     indexed: list[str] = []
     for code in sorted(parts, key=lambda c: (len(parts[c]), c)):
         mine = parts[code]
         if len(mine) > 1:
             candidates = sorted(
-                (o for o in indexed if table[o].type == table[code].type and parts[o] <= mine),
+                (o for o in indexed if shapes[o] == shapes[code] and parts[o] <= mine),
                 key=lambda o: (-len(parts[o]), o),
             )
             chosen: list[str] = []
