@@ -6,9 +6,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-import psycopg
-import psycopg_pool
-import sqlalchemy.exc
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -42,6 +39,7 @@ from fhir_server.settings import Settings, get_settings
 from fhir_server.storage import migrate
 from fhir_server.storage import repository as repo
 from fhir_server.storage.database import Database
+from fhir_server.storage.failures import DATABASE_FAILURES, is_transient
 from fhir_server.storage.fast_read import AsyncReader
 from fhir_server.subscriptions import api as subscription_ops
 from fhir_server.subscriptions import rules as subscription_rules
@@ -166,16 +164,6 @@ def _retry_policy(settings: Settings, prefix: str) -> RetryPolicy:
     return RetryPolicy(**{f: getattr(settings, f"{prefix}_{f}") for f in fields})
 
 
-#: Database failures a client should retry: connection lost or refused, pool exhausted,
-#: deadlock or lock timeout (the transaction was rolled back).
-STORE_UNAVAILABLE: tuple[type[Exception], ...] = (
-    sqlalchemy.exc.OperationalError,
-    sqlalchemy.exc.TimeoutError,
-    psycopg.OperationalError,
-    psycopg_pool.PoolTimeout,
-)
-
-
 def _install_error_handlers(app: FastAPI) -> None:
     async def fhir_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, FhirError)
@@ -195,11 +183,16 @@ def _install_error_handlers(app: FastAPI) -> None:
         return outcome_response(request, 400, [Issue("invalid", f"Invalid request: {exc}")])
 
     async def store_unavailable(request: Request, exc: Exception) -> Response:
-        """The database is unreachable, overloaded or broke a lock cycle: nothing was applied
-        and the same request may simply be sent again (503, not a 500)."""
+        """The database is unreachable, overloaded or broke a lock cycle: 503 with Retry-After
+        (storage/failures.py); a failure that a retry would repeat is a 500."""
+        if not is_transient(exc):
+            return await unexpected(request, exc)
         log.error("database unavailable", path=request.url.path, error=str(exc)[:300])
-        issue = Issue("transient", "The database is unavailable; the request was not applied")
-        return outcome_response(request, 503, [issue], {"Retry-After": "5"})
+        message = (
+            "The database is unavailable; try again later. A write cut off while committing "
+            "may have been applied: read before sending a create again, or use If-None-Exist"
+        )
+        return outcome_response(request, 503, [Issue("transient", message)], {"Retry-After": "5"})
 
     async def unexpected(request: Request, exc: Exception) -> Response:
         log.exception("unhandled error", path=request.url.path, method=request.method)
@@ -210,7 +203,7 @@ def _install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(FhirError, fhir_error)
     app.add_exception_handler(StarletteHTTPException, http_error)
     app.add_exception_handler(RequestValidationError, validation_error)
-    for unavailable in STORE_UNAVAILABLE:
+    for unavailable in DATABASE_FAILURES:
         app.add_exception_handler(unavailable, store_unavailable)
     app.add_exception_handler(Exception, unexpected)
 

@@ -16,8 +16,6 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable
 
-from sqlalchemy.exc import OperationalError
-
 from adapters.hl7v2.ack import ACCEPT, ERROR, REJECT
 from adapters.hl7v2.convert import apply, convert
 from adapters.hl7v2.inbox import Inbox, Outcome, Receipt, outcome_of, problem_of
@@ -27,6 +25,7 @@ from fhir_server.logging import get_logger
 from fhir_server.service.messages import MessageService, Status
 from fhir_server.service.resources import ResourceService, Unit
 from fhir_server.service.transaction import EntryResult
+from fhir_server.storage.failures import DATABASE_FAILURES, is_transient
 
 log = get_logger(__name__)
 
@@ -174,9 +173,7 @@ class Worker:
             except Exception as exc:
                 savepoint.rollback()
                 _forget(unit)
-                retry = (isinstance(exc, FhirError) and exc.status == 409) or isinstance(
-                    exc, OperationalError
-                )
+                retry = (isinstance(exc, FhirError) and exc.status == 409) or is_transient(exc)
                 if retry and attempt < _RETRIES:
                     time.sleep(0.02 * (attempt + 1))
                     continue
@@ -196,8 +193,8 @@ class Worker:
             except FhirError as exc:
                 if exc.status != 409 or attempt == _RETRIES:
                     raise
-            except OperationalError:
-                if attempt == _RETRIES:
+            except DATABASE_FAILURES as exc:
+                if attempt == _RETRIES or not is_transient(exc):
                     raise
             time.sleep(0.02 * (attempt + 1))
         raise AssertionError("unreachable")

@@ -374,6 +374,11 @@ def _shape(param: SearchParam) -> tuple[str, tuple[tuple[str, str], ...]]:
     return param.type, tuple((c.expression, c.param.type) for c in param.components)
 
 
+#: Only the spec's own parameters take part in unions: a custom SearchParameter added later
+#: must not turn a parameter whose rows exist into one read from rows that do not.
+SPEC_PARAMETERS = "http://hl7.org/fhir/SearchParameter/"
+
+
 def _unions(table: Mapping[str, SearchParam]) -> Mapping[str, tuple[str, ...]]:
     """Codes whose expression parts are exactly those of other indexed parameters of the same
     type (disjoint, decided from fewer parts up), mapped to those parameters' codes."""
@@ -384,6 +389,7 @@ def _unions(table: Mapping[str, SearchParam]) -> Mapping[str, tuple[str, ...]]:
         and p.expression
         and p.type in _UNION_TYPES
         and code not in COLUMN_PARAMS
+        and p.url.startswith(SPEC_PARAMETERS)
     }
     shapes = {code: _shape(table[code]) for code in parts}
     found: dict[str, tuple[str, ...]] = {}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -150,23 +151,24 @@ def insert_new(
     transaction; server-assigned UUIDs cannot collide and skip that round trip."""
     if not items:
         return []
-    rows = [
-        {
-            "res_type": v.resource_type,
-            "res_id": v.id,
-            "version_id": v.version_id,
-            "last_updated": v.last_updated,
-            "deleted": v.deleted,
-            "content": v.content,
-        }
-        for v in items
-    ]
-    small_pg = conn.dialect.name == "postgresql" and len(rows) < COPY_THRESHOLD
+    small_pg = conn.dialect.name == "postgresql" and len(items) < COPY_THRESHOLD
+    rows = (
+        []
+        if small_pg
+        else [
+            {
+                "res_type": v.resource_type,
+                "res_id": v.id,
+                "version_id": v.version_id,
+                "last_updated": v.last_updated,
+                "deleted": v.deleted,
+                "content": v.content,
+            }
+            for v in items
+        ]
+    )
     try:
-        if may_exist:
-            with conn.begin_nested():
-                pks = _pg_insert_new(conn, items) if small_pg else _insert_current(conn, rows)
-        else:
+        with conn.begin_nested() if may_exist else nullcontext():
             pks = _pg_insert_new(conn, items) if small_pg else _insert_current(conn, rows)
     except IntegrityError as exc:
         raise IdTaken(str(exc.orig)) from exc
@@ -458,7 +460,9 @@ def _pg_rows(pairs: Sequence[tuple[int, int, NewVersion]]) -> str:
 def _pg_current_many(
     conn: Connection, keys: Sequence[tuple[str, str]], lock: bool
 ) -> dict[tuple[str, str], StoredVersion]:
-    statement = _PG_CURRENT_MANY + (" FOR UPDATE OF r" if lock else "")
+    # Locked in key order whatever the plan (a nested loop follows the array's order), so
+    # two writers of the same resources in different orders cannot deadlock.
+    statement = _PG_CURRENT_MANY + (" ORDER BY r.res_pk FOR UPDATE OF r" if lock else "")
     types, ids = zip(*keys, strict=True)
     rows = conn.exec_driver_sql(statement, {"types": list(types), "ids": list(ids)}).all()
     return {

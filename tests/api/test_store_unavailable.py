@@ -1,5 +1,5 @@
-"""A database that fails (connection lost, pool exhausted, deadlock) answers 503 with
-Retry-After, as a retryable OperationOutcome, never a 500."""
+"""A database that fails transiently (connection lost, pool exhausted, deadlock) answers 503
+with Retry-After; a failure a retry would repeat (disk full, statement too large) is a 500."""
 
 from __future__ import annotations
 
@@ -18,16 +18,27 @@ from fhir_server.settings import Settings
 from fhir_server.storage import migrate
 from fhir_server.storage.database import Database
 
+
+def _wrapped(orig: Exception) -> sqlalchemy.exc.OperationalError:
+    return sqlalchemy.exc.OperationalError("SELECT 1", {}, orig)
+
+
 FAILURES = [
-    sqlalchemy.exc.OperationalError("SELECT 1", {}, Exception("server closed the connection")),
+    _wrapped(psycopg.OperationalError("server closed the connection unexpectedly")),
+    _wrapped(psycopg.errors.DeadlockDetected("deadlock detected")),
+    _wrapped(psycopg.errors.AdminShutdown("terminating connection")),
     sqlalchemy.exc.TimeoutError("QueuePool limit reached"),
     psycopg.OperationalError("connection refused"),
     psycopg_pool.PoolTimeout("couldn't get a connection after 30 s"),
 ]
+PERMANENT = [
+    _wrapped(psycopg.errors.DiskFull("could not extend file")),
+    _wrapped(psycopg.errors.ProgramLimitExceeded("index row size exceeds maximum")),
+    _wrapped(psycopg.errors.QueryCanceled("canceling statement due to statement timeout")),
+]
 
 
-@pytest.mark.parametrize("failure", FAILURES, ids=lambda f: type(f).__name__)
-def test_a_failing_database_answers_503_with_retry_after(tmp_path: Path, failure: Any) -> None:
+def _read_with(tmp_path: Path, failure: Exception) -> httpx.Response:
     db = Database(f"sqlite:///{tmp_path / 'ivz.db'}")
     migrate.upgrade(db)
     app = create_app(Settings(database_url=db.url, auth="off"), database=db)
@@ -44,7 +55,22 @@ def test_a_failing_database_answers_503_with_retry_after(tmp_path: Path, failure
 
     response = asyncio.run(main())
     db.dispose()
+    return response
+
+
+@pytest.mark.parametrize("failure", FAILURES, ids=lambda f: repr(f)[:40])
+def test_a_transient_database_failure_answers_503_with_retry_after(
+    tmp_path: Path, failure: Exception
+) -> None:
+    response = _read_with(tmp_path, failure)
     assert response.status_code == 503
     assert response.headers["retry-after"] == "5"
     issue = response.json()["issue"][0]
-    assert issue["code"] == "transient" and "not applied" in issue["diagnostics"]
+    assert issue["code"] == "transient" and "try again later" in issue["diagnostics"]
+
+
+@pytest.mark.parametrize("failure", PERMANENT, ids=lambda f: repr(f)[:40])
+def test_a_failure_a_retry_would_repeat_is_a_500(tmp_path: Path, failure: Exception) -> None:
+    response = _read_with(tmp_path, failure)
+    assert response.status_code == 500 and "retry-after" not in response.headers
+    assert response.json()["issue"][0]["code"] == "exception"

@@ -253,3 +253,27 @@ def test_packaged_data_is_what_the_generator_builds() -> None:
     spec.loader.exec_module(module)
     packaged = json.loads(gzip.decompress(DATA_FILE.read_bytes()))
     assert packaged == module.build(SEARCH_PARAMETERS)
+
+
+def test_custom_parameters_never_take_part_in_unions() -> None:
+    # x's rows are written; adding y must not make x read y's rows (older resources lack them)
+    registry = Registry.standard()
+    for code, expression in (
+        ("x", "Observation.code | Observation.bodySite"),
+        ("y", "Observation.bodySite"),
+    ):
+        registry.add(
+            {
+                "resourceType": "SearchParameter",
+                "url": f"http://example.org/fhir/SearchParameter/{code}",
+                "name": code,
+                "status": "active",
+                "description": code,
+                "code": code,
+                "base": ["Observation"],
+                "type": "token",
+                "expression": expression,
+            }
+        )
+    assert "x" not in registry.unions("Observation")
+    assert "x" in {p.code for p in registry.indexed("Observation")}
