@@ -41,6 +41,7 @@ from fhir_server.logging import get_logger
 from fhir_server.service.messages import MessageService
 from fhir_server.service.resources import ResourceService
 from fhir_server.storage.database import Database
+from fhir_server.storage.failures import DATABASE_FAILURES, is_transient
 
 log = get_logger(__name__)
 T = TypeVar("T")
@@ -94,7 +95,13 @@ class Intake:
         except Exception:  # the inbox keeps and rejects what it cannot read
             return self.inbox.accept(raw, transport)
         if is_original_mode(header) or not accept_ack_wanted(header, COMMIT_ACCEPT):
-            outcome = self.worker.take(self.inbox, raw, header, transport)
+            try:
+                outcome = self.worker.take(self.inbox, raw, header, transport)
+            except DATABASE_FAILURES as exc:  # e.g. a deadlock at commit: nothing was written
+                if not is_transient(exc):
+                    raise
+                log.warning("hl7 one-transaction path failed; storing first", error=str(exc))
+                outcome = None
             if outcome is not None:
                 return Receipt(raw, header, outcome.message_id, outcome=outcome)
         return self.inbox.accept(raw, transport)

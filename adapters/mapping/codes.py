@@ -113,7 +113,7 @@ class Codes:
         if name in self._names:
             return self._names[name]
         found = self._system_for_name(name.strip().upper())
-        self._names[name] = found
+        _remember(self._names, name, found)
         return found
 
     def _system_for_name(self, upper: str) -> str | None:
@@ -134,7 +134,8 @@ class Codes:
         if name in self._versions:
             return self._versions[name]
         versioned = self._versioned(name.strip().upper())
-        found = self._versions[name] = versioned[1] if versioned else None
+        found = versioned[1] if versioned else None
+        _remember(self._versions, name, found)
         return found
 
     def _versioned(self, upper: str) -> tuple[str, str] | None:
@@ -153,3 +154,13 @@ class Codes:
         if unit in self._ucum:
             return unit
         return self.units.aliases.get(unit)
+
+
+#: Names come from messages (CWE-3): a sender inventing new ones must not grow memory forever.
+_MAX_REMEMBERED = 4096
+
+
+def _remember(cache: dict[str, str | None], name: str, found: str | None) -> None:
+    if len(cache) >= _MAX_REMEMBERED:
+        cache.clear()
+    cache[name] = found

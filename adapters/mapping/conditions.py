@@ -20,14 +20,6 @@ from adapters.mapping.values import Context, is_empty, text
 Check = Callable[[Context], bool]
 
 
-def holds(condition: Condition, ctx: Context) -> bool:
-    return check(condition)(ctx)
-
-
-def holds_all(conditions: Sequence[Condition], ctx: Context) -> bool:
-    return all(holds(c, ctx) for c in conditions)
-
-
 def check_all(conditions: Sequence[Condition]) -> Check | None:
     """All ``conditions`` as one function; None when there are none (nothing to test)."""
     checks = tuple(check(c) for c in conditions)

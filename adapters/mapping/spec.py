@@ -72,7 +72,7 @@ class Locator(BaseModel):
 
     @cached_property
     def reader(self) -> Reader:
-        """What ``values.read`` returns for this locator, as a compiled function."""
+        """The values this locator addresses in a context, as a compiled function."""
         from adapters.mapping.values import reader
 
         return reader(self)

@@ -92,11 +92,6 @@ def leaves(rep: Repetition) -> list[str]:
     return [comp[0] if comp else "" for comp in rep]
 
 
-def read(locator: Locator, ctx: Context) -> list[Repetition]:
-    """The values ``locator`` addresses in ``ctx``, in the one shape above."""
-    return locator.reader(ctx)
-
-
 Reader = Callable[[Context], list[Repetition]]
 Finder = Callable[[Context], Segment | None]
 

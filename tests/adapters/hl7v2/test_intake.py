@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import psycopg
 import pytest
 import uvicorn
 from sqlalchemy.exc import OperationalError
@@ -825,3 +826,19 @@ def parallel(fn: Callable[[int], Any], n: int) -> list[Any]:
     """``fn(i)`` for i in range(n), each on its own thread; the results in order."""
     with ThreadPoolExecutor(n) as pool:
         return list(pool.map(fn, range(n)))
+
+
+def test_a_database_failure_of_the_one_transaction_path_stores_first_and_answers_aa(
+    port: int, intake: Intake, resources: ResourceService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # e.g. a deadlock at commit: nothing was written, so the message must not get an AR
+    def deadlock(*_: object) -> None:
+        raise OperationalError("COMMIT", {}, psycopg.errors.DeadlockDetected("deadlock"))
+
+    monkeypatch.setattr(intake.worker, "take", deadlock)
+    cid = new_id()
+    (ack,) = exchange(port, [adt(cid)])
+    assert (ack.code, ack.acknowledged_id) == ("AA", cid)
+    row = stored(intake.messages, cid)
+    assert row.status == Status.PROCESSED and row.attempts == 1
+    assert_present(resources, row.resources)
