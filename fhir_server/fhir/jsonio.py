@@ -17,6 +17,9 @@ from fhir_server.fhir.outcomes import FhirError
 #: Deeper documents are refused before any recursive code (validation, indexing) sees them;
 #: real resources stay far below this (a Bundle of Questionnaires with nested items ~30).
 MAX_DEPTH = 64
+#: Decimals are written out in full (``1.5E+3`` as ``1500``): ``1e99999999`` would become
+#: 100 MB of digits, and no database column holds it. Refused while parsing.
+MAX_EXPONENT = 1000
 
 
 def loads(data: bytes | str) -> Any:
@@ -47,7 +50,8 @@ def _too_deep(limit: int) -> FhirError:
 
 
 def check_depth(value: Any, limit: int = MAX_DEPTH) -> None:
-    """Refuse documents nested deeper than ``limit`` (the recursion stops at ``limit``)."""
+    """Refuse documents nested deeper than ``limit`` (the recursion stops at ``limit``) and
+    decimals beyond ±1E``MAX_EXPONENT``."""
     _check_depth(value, 1, limit)
 
 
@@ -65,6 +69,8 @@ def _check_depth(value: Any, depth: int, limit: int) -> None:
         # Exact types first (cheap); strings, most items, skip the subclass test.
         if kind is dict or kind is list or (kind is not str and isinstance(item, dict | list)):
             _check_depth(item, depth + 1, limit)
+        elif kind is Decimal and abs(item.adjusted()) > MAX_EXPONENT:
+            raise FhirError(400, "value", f"Number {str(item)[:40]} is outside ±1E{MAX_EXPONENT}")
 
 
 class RawJson:

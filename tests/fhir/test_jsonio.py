@@ -51,3 +51,15 @@ def test_integers_beyond_64_bits_are_kept_as_written() -> None:
     value = jsonio.loads(body)
     assert jsonio.dumps(value) == body
     assert jsonio.dumps(jsonio.loads_trusted(body)) == body
+
+
+@pytest.mark.parametrize("number", [b"1e99999999", b"-1E-5000", b"[1e1001]"])
+def test_a_decimal_with_a_huge_exponent_is_refused_not_expanded(number: bytes) -> None:
+    body = number if number.startswith(b"[") else b'{"value":' + number + b"}"
+    with pytest.raises(FhirError) as caught:
+        jsonio.loads(body)
+    assert caught.value.status == 400 and "outside" in str(caught.value)
+
+
+def test_a_decimal_with_a_large_but_real_exponent_is_kept() -> None:
+    assert jsonio.dumps(jsonio.loads(b'{"v":1.5e300}')) == b'{"v":' + b"15" + b"0" * 299 + b"}"
